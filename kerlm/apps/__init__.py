@@ -1,0 +1,1 @@
+"""Command-line programs; `apps/*.py` are thin shims that call their `run()`."""

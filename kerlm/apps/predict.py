@@ -1,0 +1,47 @@
+"""Answer raw inputs with a trained run: texts from flags, a file or stdin → JSON lines.
+
+    python apps/predict.py --model_dir=runs/sentiment --text="Great phone" --text="Awful."
+    echo "Great phone" | python apps/predict.py --model_dir=runs/sentiment --input_file=-
+"""
+
+import json
+import sys
+
+from absl import app, flags
+
+from kerlm.apps import flags as kerlm_flags
+
+kerlm_flags.define_model_dir()
+flags.DEFINE_multi_string("text", [], "A text to classify (repeat the flag for several).")
+flags.DEFINE_string("input_file", None, "A file with one text per line ('-' for stdin).")
+FLAGS = flags.FLAGS
+
+
+def read_texts(text_flags, input_file):
+    """The texts to answer: `--text` values, then non-empty lines of `input_file`."""
+    texts = list(text_flags)
+    if input_file:
+        stream = sys.stdin if input_file == "-" else open(input_file, encoding="utf-8")
+        with stream:
+            texts += [line.rstrip("\n") for line in stream if line.strip()]
+    if not texts:
+        raise app.UsageError("Give texts with --text or --input_file")
+    return texts
+
+
+def main(_):
+    texts = read_texts(FLAGS.text, FLAGS.input_file)
+    from kerlm import config, tasks, training
+
+    task = tasks.get_task(config.Config.load(FLAGS.model_dir))
+    task.restore(FLAGS.model_dir)
+    for text, answer in zip(texts, task.predict(training.load_model(FLAGS.model_dir), texts)):
+        print(json.dumps({"text": text, **answer}, ensure_ascii=False))
+
+
+def run():
+    kerlm_flags.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,45 @@
+"""Train a task; resume if `--model_dir` already holds a run; optionally export.
+
+    python apps/train.py --flagfile=configs/sentiment.flags --model_dir=runs/sentiment \
+        --export_dir=saved_models
+"""
+
+from absl import flags, logging
+
+from kerlm.apps import flags as kerlm_flags
+
+kerlm_flags.define_config_flags()
+kerlm_flags.define_model_dir()
+flags.DEFINE_string("export_dir", None, "If set, export the trained model to "
+                    "EXPORT_DIR/<task>/<version>/ (TF Serving's layout).")
+flags.DEFINE_integer("num_cpu_devices", 0, "Split the CPU into N logical devices (to try "
+                     "--strategy=mirrored without GPUs).")
+FLAGS = flags.FLAGS
+
+
+def main(_):
+    from kerlm import export, tasks, training  # after flag parsing: imports TensorFlow
+
+    training.configure_devices(FLAGS.num_cpu_devices)
+    config, explicit = kerlm_flags.config_from_flags()
+    config, resuming = training.resolve_config(FLAGS.model_dir, config, explicit)
+    if resuming:
+        logging.info("Resuming the run in %s", FLAGS.model_dir)
+    if config.train.mixed_precision != "float32":
+        import keras
+        keras.mixed_precision.set_global_policy(config.train.mixed_precision)
+    task = tasks.get_task(config)
+    model = training.train(task, FLAGS.model_dir)
+    report = task.evaluate(model, task.read("dev"))
+    training.write_report(FLAGS.model_dir, "dev_metrics", report)
+    print(f"dev accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}")
+    if FLAGS.export_dir:
+        print(f"Exported to {export.export_task(task, model, FLAGS.export_dir)}")
+
+
+def run():
+    kerlm_flags.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,165 @@
+"""One config object for a run: parsed from flags once, saved beside the checkpoints.
+
+Every hyper-parameter lives here. `apps/train.py` writes it to `MODEL_DIR/config.json`;
+evaluate, predict and export read it back from there and nowhere else.
+"""
+
+import dataclasses
+import json
+import os
+
+CONFIG_FILE = "config.json"
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used: unknown keys, a missing file, a conflicting resume."""
+
+
+def _field(default, help, flag=None, choices=None):
+    return dataclasses.field(default=default, metadata=dict(help=help, flag=flag, choices=choices))
+
+
+@dataclasses.dataclass
+class DataConfig:
+    train_data: str = _field("", "Training file (.jsonl/.csv/.tsv, optionally .gz). "
+                                 "Empty: the task's embedded data.")
+    eval_data: str = _field("", "Dev file evaluated after every epoch. Empty: embedded dev split.")
+    test_data: str = _field("", "Test file for evaluate.py. Empty: embedded test split.")
+    text_field: str = _field("text", "Name of the text field (JSONL key or CSV/TSV column).")
+    label_field: str = _field("label", "Name of the label field.")
+    skip_bad_rows: bool = _field(False, "Skip malformed rows (their count is printed) "
+                                        "instead of stopping at the first one.")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    preset: str = _field("encoder_tiny", "Backbone preset (see kerlm.models.list_presets()).",
+                         flag="model")
+    sequence_length: int = _field(128, "Maximum tokens per example, special tokens included.")
+    vocabulary_size: int = _field(8000, "Target WordPiece vocabulary size (learned from the "
+                                        "training texts; small corpora give fewer).")
+    dropout: float = _field(0.1, "Dropout in the backbone and head.")
+    pooling: str = _field("mean", "How the classifier pools the sequence.",
+                          choices=["mean", "first"])
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    epochs: int = _field(10, "Passes over the training data (ignored if train_steps > 0).")
+    train_steps: int = _field(0, "Total optimizer steps; 0 means use --epochs.")
+    batch_size: int = _field(32, "Global batch size (split across replicas).")
+    learning_rate: float = _field(5e-4, "Peak learning rate (linear warm-up, cosine decay).")
+    warmup_ratio: float = _field(0.1, "Fraction of steps spent warming up the learning rate.")
+    weight_decay: float = _field(0.01, "AdamW weight decay (not applied to biases and norms).")
+    strategy: str = _field("default", "tf.distribute strategy.",
+                           choices=["default", "one_device", "mirrored"])
+    mixed_precision: str = _field("float32", "Keras dtype policy.",
+                                  choices=["float32", "mixed_bfloat16", "mixed_float16"])
+    seed: int = _field(42, "Seed for weights, shuffling and dropout.")
+    log_every_steps: int = _field(25, "Log loss and tokens/s every N steps.")
+
+
+# Fields that may change when a run is resumed on the same model_dir.
+RESUMABLE_FIELDS = {"train.epochs", "train.train_steps", "train.log_every_steps",
+                    "train.strategy", "data.skip_bad_rows"}
+
+
+@dataclasses.dataclass
+class Config:
+    task: str = _field("sentiment", "The task to train.", choices=["sentiment"])
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        """Build a Config from nested dicts; unknown keys are an error, missing keys default."""
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in values:
+                continue
+            value = values[f.name]
+            if _section(f):
+                value = _section_from_dict(_section(f), value, f.name)
+            kwargs[f.name] = value
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"Unknown config keys: {sorted(unknown)}")
+        return cls(**kwargs)
+
+    def flat(self):
+        """`{"section.field": value}` for every leaf, e.g. for TensorBoard hparams."""
+        out = {}
+        for key, value in self.to_dict().items():
+            if isinstance(value, dict):
+                out.update({f"{key}.{k}": v for k, v in value.items()})
+            else:
+                out[key] = value
+        return out
+
+    def save(self, model_dir):
+        os.makedirs(model_dir, exist_ok=True)
+        path = os.path.join(model_dir, CONFIG_FILE)
+        with open(path + ".tmp", "w") as f:
+            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+        os.replace(path + ".tmp", path)
+
+    @classmethod
+    def load(cls, model_dir):
+        """The config saved in `model_dir`; a clear error if there is none."""
+        path = os.path.join(model_dir, CONFIG_FILE)
+        if not os.path.exists(path):
+            raise ConfigError(f"{path} not found: is {model_dir!r} a directory written by "
+                                    "apps/train.py?")
+        with open(path) as f:
+            return cls.from_dict(json.load(f))
+
+
+def _section(field):
+    """The dataclass of a config section field, or None for a leaf."""
+    factory = field.default_factory
+    return factory if dataclasses.is_dataclass(factory) else None
+
+
+def _section_from_dict(section_cls, values, name):
+    known = {f.name for f in dataclasses.fields(section_cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"Unknown keys in config section {name!r}: {sorted(unknown)}")
+    return section_cls(**values)
+
+
+def leaf_fields():
+    """Yield `(path, dataclasses.Field)` for every leaf, e.g. `("model.preset", field)`."""
+    for f in dataclasses.fields(Config):
+        if _section(f):
+            for sub in dataclasses.fields(_section(f)):
+                yield f"{f.name}.{sub.name}", sub
+        else:
+            yield f.name, f
+
+
+def apply_overrides(config, overrides):
+    """A copy of `config` with `{"section.field": value}` overrides applied.
+
+    Example:
+    >>> apply_overrides(Config(), {"train.epochs": 3}).train.epochs
+    3
+    """
+    values = config.to_dict()
+    for path, value in overrides.items():
+        section, _, name = path.rpartition(".")
+        target = values[section] if section else values
+        if name not in target:
+            raise ConfigError(f"Unknown config field {path!r}")
+        target[name] = value
+    return Config.from_dict(values)
+
+
+def diff(old, new):
+    """`{path: (old_value, new_value)}` for the leaves that differ."""
+    a, b = old.flat(), new.flat()
+    return {k: (a[k], b[k]) for k in a if a[k] != b[k]}

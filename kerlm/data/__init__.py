@@ -1,0 +1,8 @@
+"""Data readers (JSONL/CSV/TSV), classification helpers and embedded data sets.
+
+Pure Python: nothing here imports TensorFlow.
+
+- :mod:`kerlm.data.readers`: ``read_records``, ``Record``, ``DataError``.
+- :mod:`kerlm.data.classification`: ``LabelVocabulary``, ``texts_and_labels``.
+- :mod:`kerlm.data.uci_sentiment`: the embedded UCI sentiment sentences, ``load()``.
+"""

@@ -1,0 +1,45 @@
+"""Export a task's model as a SavedModel in TF Serving's `BASE/NAME/<version>/` layout."""
+
+import os
+import shutil
+import uuid
+
+import keras
+
+
+def next_version(model_base_path):
+    """One more than the highest integer version directory under `model_base_path` (or 1)."""
+    versions = [int(d) for d in os.listdir(model_base_path) if d.isdigit()] \
+        if os.path.isdir(model_base_path) else []
+    return max(versions, default=0) + 1
+
+
+def export_task(task, model, export_dir, name=None):
+    """Write `export_dir/NAME/<next version>/` atomically and return its path.
+
+    The SavedModel is first written to a hidden temporary directory beside the versions
+    and renamed into place when complete, so TF Serving (which ignores non-integer
+    directories) never sees a half-written version.
+    """
+    base = os.path.join(export_dir, name or task.name)
+    os.makedirs(base, exist_ok=True)
+    functions, trackables = task.serving_functions(model)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for obj in trackables:
+        archive.track(obj)
+    for signature, fn in functions.items():
+        archive.add_endpoint(signature, fn)
+    tmp = os.path.join(base, f".tmp-{uuid.uuid4().hex}")
+    try:
+        archive.write_out(tmp, verbose=False)
+        while True:  # another exporter may have taken the version meanwhile
+            path = os.path.join(base, str(next_version(base)))
+            try:
+                os.rename(tmp, path)
+                return path
+            except OSError:
+                if not os.path.exists(path):
+                    raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,106 @@
+"""Multi-head attention written with `keras.ops` only (runs on any Keras backend)."""
+
+import keras
+from keras import ops
+
+
+def merge_padding_and_attention_mask(query_length, padding_mask=None, attention_mask=None,
+                                     use_causal_mask=False, key_length=None):
+    """Combine masks into one boolean `[batch, query, key]` mask (True = may attend).
+
+    `padding_mask` is `[batch, key]` (1 for real tokens), `attention_mask` is
+    `[batch, query, key]`, and `use_causal_mask` forbids attending to later positions.
+    Returns None when there is nothing to mask.
+    """
+    mask = None
+    if padding_mask is not None:
+        mask = ops.expand_dims(ops.cast(padding_mask, "bool"), axis=1)
+    if attention_mask is not None:
+        attention_mask = ops.cast(attention_mask, "bool")
+        mask = attention_mask if mask is None else ops.logical_and(mask, attention_mask)
+    if use_causal_mask:
+        key_length = query_length if key_length is None else key_length
+        q = ops.arange(query_length)[:, None] + (key_length - query_length)
+        causal = ops.expand_dims(q >= ops.arange(key_length)[None, :], axis=0)
+        mask = causal if mask is None else ops.logical_and(mask, causal)
+    return mask
+
+
+@keras.saving.register_keras_serializable(package="kerlm")
+class MultiHeadAttention(keras.layers.Layer):
+    """Scaled dot-product attention over `num_heads` heads.
+
+    Self-attention uses one fused query/key/value projection; pass `key_value` for
+    cross-attention. Masks combine a `[batch, key]` padding mask, an optional
+    `[batch, query, key]` attention mask and an optional causal mask. Softmax runs in
+    float32 so the layer is safe under `mixed_bfloat16`.
+
+    Example:
+    >>> import numpy as np
+    >>> layer = MultiHeadAttention(num_heads=2, key_dim=4)
+    >>> x = np.ones((1, 3, 8), "float32")
+    >>> tuple(layer(x, padding_mask=np.array([[1, 1, 0]])).shape)
+    (1, 3, 8)
+    """
+
+    def __init__(self, num_heads, key_dim, dropout=0.0, use_bias=True,
+                 kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.key_dim = key_dim
+        self.dropout = dropout
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.supports_masking = False
+
+    def _dense(self, equation, output_shape, bias_axes, name):
+        return keras.layers.EinsumDense(
+            equation, output_shape=output_shape, bias_axes=bias_axes if self.use_bias else None,
+            kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy, name=name)
+
+    def build(self, query_shape, key_value_shape=None):
+        hidden_dim = query_shape[-1]
+        heads = (self.num_heads, self.key_dim)
+        if key_value_shape is None:  # self-attention: one fused projection
+            self.qkv_dense = self._dense("btd,dnhk->btnhk", (None, 3) + heads, "nhk", "qkv")
+            self.qkv_dense.build(query_shape)
+        else:
+            self.query_dense = self._dense("btd,dhk->bthk", (None,) + heads, "hk", "query")
+            self.query_dense.build(query_shape)
+            self.kv_dense = self._dense("btd,dnhk->btnhk", (None, 2) + heads, "nhk", "key_value")
+            self.kv_dense.build(key_value_shape)
+        self.output_dense = self._dense("bthk,hkd->btd", (None, hidden_dim), "d", "attention_output")
+        self.output_dense.build((None, None) + heads)
+        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.built = True
+
+    def call(self, query, key_value=None, padding_mask=None, attention_mask=None,
+             use_causal_mask=False, training=None):
+        if key_value is None:
+            qkv = self.qkv_dense(query)
+            q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        else:
+            q = self.query_dense(query)
+            kv = self.kv_dense(key_value)
+            k, v = kv[:, :, 0], kv[:, :, 1]
+        mask = merge_padding_and_attention_mask(
+            ops.shape(q)[1], padding_mask, attention_mask, use_causal_mask, ops.shape(k)[1])
+        output = self.attend(q, k, v, mask, training=training)
+        return self.output_dense(output)
+
+    def attend(self, q, k, v, mask=None, training=None):
+        """Attention of `[batch, q, heads, dim]` queries over `[batch, k, heads, dim]` keys."""
+        q = q * ops.cast(1.0 / self.key_dim ** 0.5, q.dtype)
+        scores = ops.cast(ops.einsum("bqhd,bkhd->bhqk", q, k), "float32")
+        if mask is not None:
+            scores = ops.where(ops.expand_dims(mask, axis=1), scores, -1e9)
+        weights = ops.cast(ops.softmax(scores, axis=-1), v.dtype)
+        weights = self.dropout_layer(weights, training=training)
+        return ops.einsum("bhqk,bkhd->bqhd", weights, v)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_heads=self.num_heads, key_dim=self.key_dim, dropout=self.dropout,
+                      use_bias=self.use_bias,
+                      kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
+        return config

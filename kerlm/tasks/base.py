@@ -1,0 +1,63 @@
+"""The Task interface: everything one kind of problem needs, from file to served answer."""
+
+import abc
+
+
+class Task(abc.ABC):
+    """A task bundles its data reader, text → features, model, loss, metrics and export.
+
+    Lifecycle, as driven by `kerlm.training` and the apps:
+      1. `read(split)` gives the records of "train", "dev" or "test".
+      2. `prepare(train_records, model_dir)` learns what comes from training data (a
+         vocabulary, a label set) and saves it in `model_dir`; `restore(model_dir)` reloads it.
+      3. `dataset(records, training)` yields `(features, targets)` batches for `fit`.
+      4. `build_model()` and `compile_args()` give the Keras model, loss and metrics.
+      5. `evaluate(model, records)` returns a JSON-ready report; `predict` answers raw inputs.
+      6. `serving_functions(model)` gives the `tf.function`s a SavedModel exports and the
+         objects (e.g. the tokenizer) whose variables and assets they use.
+    """
+
+    name = None
+
+    def __init__(self, config):
+        self.config = config
+
+    @abc.abstractmethod
+    def read(self, split):
+        """Records of `split` ("train", "dev" or "test"), or None if there is none."""
+
+    @abc.abstractmethod
+    def prepare(self, train_records, model_dir):
+        """Learn training-data assets (vocabulary, labels) and save them in `model_dir`."""
+
+    @abc.abstractmethod
+    def restore(self, model_dir):
+        """Load the assets `prepare` saved."""
+
+    @abc.abstractmethod
+    def dataset(self, records, training):
+        """A batched `tf.data.Dataset` of `(features, targets)`."""
+
+    @abc.abstractmethod
+    def mean_tokens(self, records):
+        """Mean number of real (non-pad) tokens per example, for tokens/s."""
+
+    @abc.abstractmethod
+    def build_model(self):
+        """The Keras model (backbone + head), uncompiled."""
+
+    @abc.abstractmethod
+    def compile_args(self):
+        """`loss` and `metrics` for `model.compile`."""
+
+    @abc.abstractmethod
+    def evaluate(self, model, records):
+        """A JSON-ready dict of metrics on `records`."""
+
+    @abc.abstractmethod
+    def predict(self, model, inputs):
+        """Answers for raw inputs (e.g. a list of texts)."""
+
+    @abc.abstractmethod
+    def serving_functions(self, model):
+        """`({signature_name: tf.function with an input signature}, [objects to track])`."""

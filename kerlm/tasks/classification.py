@@ -1,0 +1,152 @@
+"""Text classification (sentiment by default): raw text in, label and probabilities out."""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerlm import heads, models, preprocessing
+from kerlm.config import ConfigError
+from kerlm.data import readers, uci_sentiment
+from kerlm.data.classification import LabelVocabulary, texts_and_labels
+from kerlm.metrics import classification_report
+from kerlm.tasks.base import Task
+
+LABELS_FILE = "labels.json"
+
+
+class ClassificationTask(Task):
+    """Classify texts into the labels found in the training data.
+
+    With no data files configured it trains on the embedded UCI sentiment sentences
+    (positive / negative). Users' own JSONL/CSV/TSV files are read with
+    `config.data.text_field` and `config.data.label_field`.
+    """
+
+    name = "sentiment"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.preprocessor = None
+        self.labels = None
+
+    # Data ---------------------------------------------------------------------------------
+    def _uses_embedded_data(self):
+        return not self.config.data.train_data
+
+    def fields(self):
+        """The (text, label) field names of the records this task reads."""
+        if self._uses_embedded_data():
+            return "text", "label"
+        return self.config.data.text_field, self.config.data.label_field
+
+    def read(self, split):
+        data = self.config.data
+        path = {"train": data.train_data, "dev": data.eval_data, "test": data.test_data}[split]
+        if path:
+            return readers.read_records(path, list(self.fields()), skip_bad_rows=data.skip_bad_rows)
+        if self._uses_embedded_data():
+            return uci_sentiment.load(split)
+        if split == "dev":
+            raise ConfigError("--eval_data is required when --train_data is set")
+        return None
+
+    def texts_and_label_ids(self, records):
+        text_field, label_field = self.fields()
+        texts, _ = texts_and_labels(records, text_field, label_field)
+        return texts, self.labels.encode(records, label_field)
+
+    # Assets -------------------------------------------------------------------------------
+    def prepare(self, train_records, model_dir):
+        text_field, label_field = self.fields()
+        texts, _ = texts_and_labels(train_records, text_field, label_field)
+        self.labels = LabelVocabulary.from_records(train_records, label_field)
+        vocabulary = preprocessing.learn_vocabulary(texts, self.config.model.vocabulary_size)
+        os.makedirs(model_dir, exist_ok=True)
+        self.labels.save(os.path.join(model_dir, LABELS_FILE))
+        preprocessing.save_vocabulary(vocabulary, os.path.join(model_dir, preprocessing.VOCABULARY_FILE))
+        self._make_preprocessor(vocabulary)
+
+    def restore(self, model_dir):
+        self.labels = LabelVocabulary.load(os.path.join(model_dir, LABELS_FILE))
+        self._make_preprocessor(preprocessing.load_vocabulary(
+            os.path.join(model_dir, preprocessing.VOCABULARY_FILE)))
+
+    def _make_preprocessor(self, vocabulary):
+        self.preprocessor = preprocessing.WordPiecePreprocessor(
+            vocabulary, self.config.model.sequence_length)
+
+    # Features -----------------------------------------------------------------------------
+    def _features(self, texts):
+        """Tokenize all texts once (in batches) into a dataset of per-example features."""
+        ds = (tf.data.Dataset.from_tensor_slices(texts).batch(512)
+              .map(self.preprocessor, num_parallel_calls=tf.data.AUTOTUNE).unbatch())
+        return ds.apply(tf.data.experimental.assert_cardinality(len(texts)))  # lost by unbatch
+
+    def dataset(self, records, training):
+        texts, label_ids = self.texts_and_label_ids(records)
+        ds = tf.data.Dataset.zip(self._features(texts),
+                                 tf.data.Dataset.from_tensor_slices(np.array(label_ids, "int32")))
+        ds = ds.cache()
+        if training:
+            ds = ds.shuffle(len(texts), seed=self.config.train.seed, reshuffle_each_iteration=True)
+        ds = ds.batch(self.config.train.batch_size)
+        ds = ds.map(lambda x, y: (preprocessing.trim_batch(x), y))
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def mean_tokens(self, records):
+        texts, _ = texts_and_labels(records, *self.fields())
+        masks = self.preprocessor(tf.constant(texts))["padding_mask"]
+        return float(tf.reduce_mean(tf.reduce_sum(tf.cast(masks, "float32"), axis=1)))
+
+    # Model --------------------------------------------------------------------------------
+    def build_model(self):
+        model_config = self.config.model
+        backbone = models.Backbone.from_preset(
+            model_config.preset, vocabulary_size=len(self.preprocessor.vocabulary),
+            dropout=model_config.dropout,
+            max_sequence_length=max(model_config.sequence_length, 16))
+        return heads.Classifier(backbone, num_classes=len(self.labels),
+                                pooling=model_config.pooling, dropout=model_config.dropout)
+
+    def compile_args(self):
+        return dict(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                    metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+
+    # Evaluation and prediction ------------------------------------------------------------
+    def _probabilities(self, model, texts):
+        ds = tf.data.Dataset.from_tensor_slices(list(texts)).batch(self.config.train.batch_size)
+        ds = ds.map(lambda t: preprocessing.trim_batch(self.preprocessor(t)))
+        logits = model.predict(ds, verbose=0)
+        return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+
+    def evaluate(self, model, records):
+        texts, label_ids = self.texts_and_label_ids(records)
+        probabilities = self._probabilities(model, texts)
+        report = classification_report(label_ids, probabilities.argmax(-1), self.labels.labels)
+        picked = probabilities[np.arange(len(label_ids)), label_ids]
+        report["loss"] = float(-np.mean(np.log(np.maximum(picked, 1e-12))))
+        return report
+
+    def predict(self, model, inputs):
+        """`[{"label": str, "probabilities": {label: float}}]` for a list of texts."""
+        probabilities = self._probabilities(model, inputs)
+        return [{"label": self.labels.labels[int(p.argmax())],
+                 "probabilities": dict(zip(self.labels.labels, map(float, p)))}
+                for p in probabilities]
+
+    # Export -------------------------------------------------------------------------------
+    def serving_functions(self, model):
+        label_names = tf.constant(self.labels.labels)
+        preprocessor = self.preprocessor
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve(text):
+            logits = model(preprocessing.trim_batch(preprocessor(text)), training=False)
+            probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+            label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+            return {"label": tf.gather(label_names, label_id), "label_id": label_id,
+                    "probabilities": probabilities}
+
+        return {"serving_default": serve}, [preprocessor]

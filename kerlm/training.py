@@ -1,0 +1,189 @@
+"""Training a task under a `tf.distribute` strategy, resumable, logged to TensorBoard."""
+
+import json
+import math
+import os
+import time
+
+import keras
+import tensorflow as tf
+from absl import logging
+from tensorboard.plugins.hparams import api as hparams_api
+
+from kerlm.config import RESUMABLE_FIELDS, Config, ConfigError, apply_overrides, diff
+
+CHECKPOINT_DIR = "checkpoints"
+MODEL_FILE = "model.keras"
+LOG_DIR = "logs"
+
+
+def configure_devices(num_cpu_devices=0):
+    """Split the CPU into `num_cpu_devices` logical devices (to run `mirrored` without GPUs).
+
+    Must run before TensorFlow initializes its devices.
+    """
+    if num_cpu_devices > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * num_cpu_devices)
+
+
+def get_strategy(name):
+    """The `tf.distribute` strategy for `default`, `one_device` or `mirrored`."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "one_device":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if name == "mirrored":
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")] or \
+                  [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    raise ValueError(f"Unknown strategy {name!r}")
+
+
+def resolve_config(model_dir, config, explicit):
+    """The config to train with: the one saved in `model_dir` if there is one.
+
+    `explicit` holds the `"section.field"` names the user set on the command line; they
+    override the saved config only where `RESUMABLE_FIELDS` allows (e.g. more epochs).
+    Returns `(config, resuming)`.
+    """
+    if not os.path.exists(os.path.join(model_dir, "config.json")):
+        return config, False
+    saved = Config.load(model_dir)
+    changed = {k: v for k, v in diff(saved, config).items() if k in explicit}
+    bad = {k: v for k, v in changed.items() if k not in RESUMABLE_FIELDS}
+    if bad:
+        details = ", ".join(f"{k}: saved {a!r}, given {b!r}" for k, (a, b) in sorted(bad.items()))
+        raise ConfigError(f"{model_dir} holds a run with a different config ({details}); "
+                         "use a new --model_dir to train a different model")
+    return apply_overrides(saved, {k: b for k, (a, b) in changed.items()}), True
+
+
+def make_optimizer(train_config, total_steps):
+    """AdamW with linear warm-up then cosine decay; no decay on biases and norms."""
+    warmup = int(total_steps * train_config.warmup_ratio)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else train_config.learning_rate,
+        decay_steps=max(total_steps - warmup, 1), alpha=0.0,
+        warmup_target=train_config.learning_rate if warmup else None, warmup_steps=warmup)
+    optimizer = keras.optimizers.AdamW(learning_rate=schedule,
+                                       weight_decay=train_config.weight_decay)
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "embeddings_norm"])
+    return optimizer
+
+
+class ProgressLogger(keras.callbacks.Callback):
+    """Every N steps: a log line and TensorBoard scalars for loss, learning rate, tokens/s.
+
+    Tokens/s counts real (non-pad) tokens: examples/s × the training set's mean length.
+    """
+
+    def __init__(self, log_dir, every_steps, batch_size, mean_tokens, total_steps):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "train"))
+        self.every_steps = every_steps
+        self.tokens_per_step = batch_size * mean_tokens
+        self.total_steps = total_steps
+        self._last = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        now = time.perf_counter()
+        if self._last is None:
+            self._last = (step, now)
+            return
+        if step % self.every_steps and step != self.total_steps:
+            return
+        tokens_per_sec = (step - self._last[0]) * self.tokens_per_step / max(now - self._last[1], 1e-9)
+        self._last = (step, now)
+        learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        loss = float(logs.get("loss", float("nan")))
+        logging.info("step %d/%d  loss %.4f  lr %.2e  %.0f tokens/s", step, self.total_steps,
+                     loss, learning_rate, tokens_per_sec)
+        with self.writer.as_default(step=step):
+            tf.summary.scalar("tokens_per_sec", tokens_per_sec)
+            tf.summary.scalar("learning_rate", learning_rate)
+            tf.summary.scalar("step_loss", loss)
+        self.writer.flush()
+
+
+def write_hparams(log_dir, config):
+    """Record the run's hyper-parameters in TensorBoard's hparams plugin."""
+    with tf.summary.create_file_writer(os.path.join(log_dir, "hparams")).as_default():
+        hparams_api.hparams({k: (v if isinstance(v, (bool, int, float, str)) else str(v))
+                             for k, v in config.flat().items()})
+
+
+def train(task, model_dir, strategy=None):
+    """Train `task` (whose config is already resolved) into `model_dir`; return the model.
+
+    Resumes from `model_dir/checkpoints` when a previous run left one. Writes
+    `config.json`, the task's assets, `model.keras` and TensorBoard logs under `logs/`.
+    """
+    config = task.config
+    keras.utils.set_random_seed(config.train.seed)
+    strategy = strategy or get_strategy(config.train.strategy)
+    resuming = os.path.exists(os.path.join(model_dir, CHECKPOINT_DIR))
+    train_records = task.read("train")
+    if resuming:
+        task.restore(model_dir)
+    else:
+        task.prepare(train_records, model_dir)
+    config.save(model_dir)
+    train_ds = task.dataset(train_records, training=True)
+    dev_records = task.read("dev")
+    dev_ds = task.dataset(dev_records, training=False)
+    steps_per_epoch = math.ceil(len(train_records) / config.train.batch_size)
+    epochs = config.train.epochs
+    if config.train.train_steps:
+        epochs = math.ceil(config.train.train_steps / steps_per_epoch)
+        steps_per_epoch = math.ceil(config.train.train_steps / epochs)
+        train_ds = train_ds.repeat()
+    total_steps = epochs * steps_per_epoch
+    mean_tokens = task.mean_tokens(train_records)
+    logging.info("Training %s: %d examples (%.1f tokens on average), %d epochs × %d steps, "
+                 "%d replica(s)", config.task, len(train_records), mean_tokens, epochs,
+                 steps_per_epoch, strategy.num_replicas_in_sync)
+
+    with strategy.scope():
+        model = task.build_model()
+        model.compile(optimizer=make_optimizer(config.train, total_steps), **task.compile_args())
+    log_dir = os.path.join(model_dir, LOG_DIR)
+    write_hparams(log_dir, config)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(os.path.join(model_dir, CHECKPOINT_DIR),
+                                         delete_checkpoint=False, double_checkpoint=True),
+        keras.callbacks.TensorBoard(log_dir=log_dir),
+        ProgressLogger(log_dir, config.train.log_every_steps, config.train.batch_size,
+                       mean_tokens, total_steps),
+    ]
+    model.fit(train_ds, validation_data=dev_ds, epochs=epochs,
+              steps_per_epoch=steps_per_epoch if config.train.train_steps else None,
+              callbacks=callbacks, verbose=2)
+    save_model(model, model_dir)
+    return model
+
+
+def save_model(model, model_dir):
+    """Write `model_dir/model.keras` atomically."""
+    path = os.path.join(model_dir, MODEL_FILE)
+    model.save(path + ".tmp.keras")
+    os.replace(path + ".tmp.keras", path)
+
+
+def load_model(model_dir):
+    """The trained model saved by `train`."""
+    path = os.path.join(model_dir, MODEL_FILE)
+    if not os.path.exists(path):
+        raise ConfigError(f"{path} not found: train a model into {model_dir} first")
+    return keras.saving.load_model(path, compile=False)
+
+
+def write_report(model_dir, name, report):
+    """Write a metrics report as `model_dir/NAME.json` and return its path."""
+    path = os.path.join(model_dir, f"{name}.json")
+    with open(path, "w") as f:
+        json.dump(report, f, indent=2)
+    return path

@@ -1,0 +1,44 @@
+"""Shared fixtures: one tiny trained-and-exported sentiment run for the whole session."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_app(name, *args, check=True, input=None, env=None, timeout=600):
+    """Run `apps/NAME.py ARGS` in a fresh Python process; return the CompletedProcess."""
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "apps", f"{name}.py"), *args], input=input,
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
+    if check and result.returncode != 0:
+        raise AssertionError(f"apps/{name}.py failed ({result.returncode}):\n"
+                             f"{result.stdout}\n{result.stderr[-4000:]}")
+    return result
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+TINY_RUN_FLAGS = ["--task=sentiment", "--model=encoder_tiny", "--sequence_length=64",
+                  "--train_steps=60", "--batch_size=32", "--learning_rate=1e-3",
+                  "--log_every_steps=10"]
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A sentiment run trained for 60 steps on the embedded data and exported once."""
+    root = tmp_path_factory.mktemp("sentiment_run")
+    model_dir, export_dir = str(root / "model"), str(root / "exports")
+    result = run_app("train", *TINY_RUN_FLAGS, f"--model_dir={model_dir}",
+                     f"--export_dir={export_dir}")
+    return {"model_dir": model_dir, "export_dir": export_dir,
+            "export_path": os.path.join(export_dir, "sentiment", "1"), "log": result.stderr}
