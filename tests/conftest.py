@@ -4,8 +4,10 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
+import requests
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,6 +28,31 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_server(tmp_path, *flags):
+    """Runs apps/serve.py with `flags` on a free port; returns (process, base URL, log path)."""
+    port = free_port()
+    log = tmp_path / f"serve-{port}.log"
+    with open(log, "w") as out:  # A file, not a pipe: a full pipe would block the server.
+        process = subprocess.Popen(
+            [sys.executable, "apps/serve.py", "--rest_api_port", str(port), *flags],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    return process, f"http://127.0.0.1:{port}", log
+
+
+def wait_until_serving(process, url, log, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"server exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    process.kill()
+    pytest.fail(f"server not answering after {timeout} s:\n{log.read_text()}")
 
 
 TINY_RUN_FLAGS = ["--task=sentiment", "--model=encoder_tiny", "--sequence_length=64",

@@ -4,10 +4,8 @@ import base64
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from concurrent import futures
 
 import numpy as np
@@ -15,9 +13,10 @@ import pytest
 import requests
 import tensorflow as tf
 
+from conftest import ROOT as REPO
+from conftest import free_port, start_server, wait_until_serving
 from kerlm.serving import ModelRegistry, ServingError, codec, parse_model_config
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEXT = tf.TensorSpec([None], tf.string, name="text")
 
 
@@ -66,37 +65,6 @@ def models(tmp_path_factory):
     return root
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(tmp_path, *flags):
-    """Runs apps/serve.py with `flags` on a free port; returns (process, base URL, log path)."""
-    port = _free_port()
-    log = tmp_path / f"serve-{port}.log"
-    with open(log, "w") as out:  # A file, not a pipe: a full pipe would block the server.
-        process = subprocess.Popen(
-            [sys.executable, "apps/serve.py", "--rest_api_port", str(port), *flags],
-            cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
-    return process, f"http://127.0.0.1:{port}", log
-
-
-def _wait_until_serving(process, url, log, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"server exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    process.kill()
-    pytest.fail(f"server not answering after {timeout} s:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def servers(models, tmp_path_factory):
     """Two servers started side by side: one from flags, one from --model_config_file."""
@@ -109,13 +77,13 @@ def servers(models, tmp_path_factory):
           config {{ name: "other" base_path: "{models / "other"}" }}
         }}""")
     started = {
-        "flags": _serve(tmp, "--model_name", "sentiment", "--model_base_path",
+        "flags": start_server(tmp, "--model_name", "sentiment", "--model_base_path",
                         str(models / "sentiment"), "--max_body_bytes", "65536"),
-        "config": _serve(tmp, "--model_config_file", str(config)),
+        "config": start_server(tmp, "--model_config_file", str(config)),
     }
     try:
         for process, url, log in started.values():
-            _wait_until_serving(process, url + "/v1/models/sentiment", log)
+            wait_until_serving(process, url + "/v1/models/sentiment", log)
         yield {key: url for key, (_, url, _) in started.items()}
     finally:
         for process, _, _ in started.values():
@@ -312,21 +280,21 @@ def test_model_config_file_serves_two_models(servers):
         "predictions": [_prediction("abcd", threshold=5)]}
 
 
-def _run_serve(*flags):
+def _runstart_server(*flags):
     return subprocess.run([sys.executable, "apps/serve.py", "--rest_api_port",
-                           str(_free_port()), *flags], cwd=REPO, capture_output=True,
+                           str(free_port()), *flags], cwd=REPO, capture_output=True,
                           text=True, timeout=60)
 
 
 def test_startup_fails_on_base_path_without_versions(models):
     empty = str(models / "empty")
-    result = _run_serve("--model_name", "m", "--model_base_path", empty)
+    result = _runstart_server("--model_name", "m", "--model_base_path", empty)
     assert result.returncode != 0
     assert f"No versions of servable m found under base path {empty}" in result.stderr
 
 
 def test_startup_requires_model_flags():
-    result = _run_serve("--model_name", "m")
+    result = _runstart_server("--model_name", "m")
     assert result.returncode != 0
     assert "--model_base_path" in result.stderr and "--model_config_file" in result.stderr
 
