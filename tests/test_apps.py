@@ -49,3 +49,15 @@ def test_train_reports_bad_training_data_by_file_and_line(tmp_path):
                      f"--model_dir={tmp_path / 'run'}", check=False)
     assert result.returncode == 2
     assert f"{data}:3:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_console_scripts_are_installed_and_list_their_flags():
+    import shutil
+    import subprocess
+    for name, flag in [("train", "--model_dir"), ("evaluate", "--split"),
+                       ("predict", "--input_file"), ("export", "--export_dir"),
+                       ("serve", "--rest_api_port")]:
+        script = shutil.which(f"kerlm-{name}")
+        assert script, f"kerlm-{name} is not on PATH: is kerlm pip-installed?"
+        result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0 and flag in result.stdout, result.stderr[-2000:]
