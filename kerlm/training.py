@@ -4,6 +4,7 @@ import json
 import math
 import os
 import time
+import warnings
 
 import keras
 import tensorflow as tf
@@ -77,6 +78,8 @@ def make_optimizer(train_config, total_steps):
 class ProgressLogger(keras.callbacks.Callback):
     """Every N steps: a log line and TensorBoard scalars for loss, learning rate, tokens/s.
 
+    The loss is the running mean over the epoch so far (what Keras passes to callbacks).
+
     Tokens/s counts real (non-pad) tokens: examples/s × the training set's mean length.
     """
 
@@ -105,7 +108,7 @@ class ProgressLogger(keras.callbacks.Callback):
         with self.writer.as_default(step=step):
             tf.summary.scalar("tokens_per_sec", tokens_per_sec)
             tf.summary.scalar("learning_rate", learning_rate)
-            tf.summary.scalar("step_loss", loss)
+            tf.summary.scalar("running_loss", loss)  # mean over the epoch so far, as Keras logs it
         self.writer.flush()
 
 
@@ -123,6 +126,8 @@ def train(task, model_dir, strategy=None):
     `config.json`, the task's assets, `model.keras` and TensorBoard logs under `logs/`.
     """
     config = task.config
+    # A head that mean-pools leaves the backbone's BERT pooler unused: expected, not a bug.
+    warnings.filterwarnings("ignore", message="Gradients do not exist for variables.*pooled_dense")
     keras.utils.set_random_seed(config.train.seed)
     strategy = strategy or get_strategy(config.train.strategy)
     resuming = os.path.exists(os.path.join(model_dir, CHECKPOINT_DIR))
