@@ -60,4 +60,5 @@ def test_console_scripts_are_installed_and_list_their_flags():
         script = shutil.which(f"kerlm-{name}")
         assert script, f"kerlm-{name} is not on PATH: is kerlm pip-installed?"
         result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0 and flag in result.stdout, result.stderr[-2000:]
+        # absl prints the main module's flags for --help (and exits 1 by design)
+        assert "USAGE" in result.stdout and flag in result.stdout, result.stderr[-2000:]

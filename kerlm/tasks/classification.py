@@ -116,10 +116,11 @@ class ClassificationTask(Task):
 
     # Evaluation and prediction ------------------------------------------------------------
     def _probabilities(self, model, texts):
-        ds = tf.data.Dataset.from_tensor_slices(list(texts)).batch(self.config.train.batch_size)
-        ds = ds.map(lambda t: preprocessing.trim_batch(self.preprocessor(t)))
-        logits = model.predict(ds, verbose=0)
-        return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+        """Class probabilities through the same traced function the SavedModel exports."""
+        serve = self.serving_functions(model)[0]["serving_default"]
+        size = self.config.train.batch_size
+        return np.concatenate([serve(tf.constant(texts[i:i + size]))["probabilities"].numpy()
+                               for i in range(0, len(texts), size)])
 
     def evaluate(self, model, records):
         texts, label_ids = self.texts_and_label_ids(records)
