@@ -77,6 +77,13 @@ def test_dropout_only_in_training():
 def test_layers_round_trip_through_config():
     for layer in [layers.MultiHeadAttention(2, 4, dropout=0.1),
                   layers.TransformerEncoder(2, 32, norm_first=True, activation="relu"),
-                  layers.TokenAndPositionEmbedding(50, 10, 8, num_segments=2)]:
+                  layers.TransformerDecoder(2, 32, cross_attention=True, norm="rms_norm",
+                                            gated=True, num_key_value_heads=1,
+                                            rotary_max_wavelength=500.0),
+                  layers.FeedForward(16, activation="silu", gated=True, use_bias=False),
+                  layers.RelativePositionBias(4, bidirectional=False),
+                  layers.RMSNormalization(epsilon=1e-5),
+                  layers.SinusoidalPositionEncoding(),
+                  layers.PositionEmbedding(10)]:
         clone = layer.__class__.from_config(layer.get_config())
         assert clone.get_config() == layer.get_config()

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from kerlm.layers.position import apply_rotary
+
 
 def dropout(inputs, layer, training=None):
     """Apply `layer` (a `keras.layers.Dropout`) to `inputs`, drawing its random numbers in float32.
@@ -33,12 +35,19 @@ def dropout(inputs, layer, training=None):
 
 
 def merge_padding_and_attention_mask(query_length, padding_mask=None, attention_mask=None,
-                                     use_causal_mask=False, key_length=None):
+                                     use_causal_mask=False, key_length=None, query_offset=None):
     """Combine masks into one boolean `[batch, query, key]` mask (True = may attend).
 
     `padding_mask` is `[batch, key]` (1 for real tokens), `attention_mask` is
-    `[batch, query, key]`, and `use_causal_mask` forbids attending to later positions.
-    Returns None when there is nothing to mask.
+    `[batch, query, key]`, and `use_causal_mask` forbids attending to later positions; the
+    first query sits at position `query_offset` (default: the queries are the last
+    `query_length` keys). Returns None when there is nothing to mask.
+
+    Example:
+    >>> m = merge_padding_and_attention_mask(1, use_causal_mask=True, key_length=4,
+    ...                                      query_offset=1)
+    >>> keras.ops.convert_to_numpy(m).astype(int).tolist()
+    [[[1, 1, 0, 0]]]
     """
     mask = None
     if padding_mask is not None:
@@ -48,7 +57,9 @@ def merge_padding_and_attention_mask(query_length, padding_mask=None, attention_
         mask = attention_mask if mask is None else ops.logical_and(mask, attention_mask)
     if use_causal_mask:
         key_length = query_length if key_length is None else key_length
-        q = ops.arange(query_length)[:, None] + (key_length - query_length)
+        if query_offset is None:
+            query_offset = key_length - query_length
+        q = ops.arange(query_length)[:, None] + query_offset
         causal = ops.expand_dims(q >= ops.arange(key_length)[None, :], axis=0)
         mask = causal if mask is None else ops.logical_and(mask, causal)
     return mask
@@ -56,12 +67,23 @@ def merge_padding_and_attention_mask(query_length, padding_mask=None, attention_
 
 @keras.saving.register_keras_serializable(package="kerlm")
 class MultiHeadAttention(keras.layers.Layer):
-    """Scaled dot-product attention over `num_heads` heads.
+    """Scaled dot-product attention over `num_heads` heads, with a key/value cache.
 
     Self-attention uses one fused query/key/value projection; pass `key_value` for
-    cross-attention. Masks combine a `[batch, key]` padding mask, an optional
-    `[batch, query, key]` attention mask and an optional causal mask. Softmax runs in
-    float32 so the layer is safe under `mixed_bfloat16`.
+    cross-attention. `num_key_value_heads < num_heads` gives grouped-query attention (1 is
+    multi-query): each key/value head serves `num_heads / num_key_value_heads` query heads.
+    `rotary_max_wavelength` applies RoPE to queries and keys; `attention_bias`
+    (`[batch or 1, heads, query, key]`, e.g. T5's relative position bias) is added to the
+    logits; `scale_scores=False` drops the `1/sqrt(key_dim)` factor (T5 folds it into the
+    weights). Masks combine a `[batch, key]` padding mask, an optional `[batch, query, key]`
+    attention mask and an optional causal mask. Softmax runs in float32 (safe under
+    `mixed_bfloat16`).
+
+    Incremental decoding: pass `cache` (`[batch, 2, max_length, kv_heads, key_dim]`, keys
+    then values) and `cache_index` (position of the first query): the new keys/values are
+    written at `cache_index`, queries attend to the cache causally, and the layer returns
+    `(output, cache)`. With `cache` and no `cache_index` the cache is read-only (a
+    cross-attention cache from `key_value_cache(encoder_output)`) and only `output` returns.
 
     Example:
     >>> import numpy as np
@@ -69,15 +91,26 @@ class MultiHeadAttention(keras.layers.Layer):
     >>> x = np.ones((1, 3, 8), "float32")
     >>> tuple(layer(x, padding_mask=np.array([[1, 1, 0]])).shape)
     (1, 3, 8)
+    >>> cache = np.zeros((1, 2, 5, 2, 4), "float32")
+    >>> out, cache = layer(x[:, :1], cache=cache, cache_index=0, use_causal_mask=True)
+    >>> tuple(out.shape), tuple(cache.shape)
+    ((1, 1, 8), (1, 2, 5, 2, 4))
     """
 
-    def __init__(self, num_heads, key_dim, dropout=0.0, use_bias=True,
+    def __init__(self, num_heads, key_dim, num_key_value_heads=None, dropout=0.0,
+                 use_bias=True, scale_scores=True, rotary_max_wavelength=None,
                  kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         self.num_heads = num_heads
         self.key_dim = key_dim
+        self.num_key_value_heads = num_key_value_heads or num_heads
+        if num_heads % self.num_key_value_heads:
+            raise ValueError(f"num_heads={num_heads} is not a multiple of "
+                             f"num_key_value_heads={self.num_key_value_heads}")
         self.dropout = dropout
         self.use_bias = use_bias
+        self.scale_scores = scale_scores
+        self.rotary_max_wavelength = rotary_max_wavelength
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.supports_masking = False
 
@@ -89,38 +122,71 @@ class MultiHeadAttention(keras.layers.Layer):
     def build(self, query_shape, key_value_shape=None):
         hidden_dim = query_shape[-1]
         heads = (self.num_heads, self.key_dim)
-        if key_value_shape is None:  # self-attention: one fused projection
+        kv_heads = (self.num_key_value_heads, self.key_dim)
+        self._fused = key_value_shape is None and self.num_key_value_heads == self.num_heads
+        if self._fused:
             self.qkv_dense = self._dense("btd,dnhk->btnhk", (None, 3) + heads, "nhk", "qkv")
             self.qkv_dense.build(query_shape)
         else:
             self.query_dense = self._dense("btd,dhk->bthk", (None,) + heads, "hk", "query")
             self.query_dense.build(query_shape)
-            self.kv_dense = self._dense("btd,dnhk->btnhk", (None, 2) + heads, "nhk", "key_value")
-            self.kv_dense.build(key_value_shape)
-        self.output_dense = self._dense("bthk,hkd->btd", (None, hidden_dim), "d", "attention_output")
+            self.kv_dense = self._dense("btd,dnhk->btnhk", (None, 2) + kv_heads, "nhk",
+                                        "key_value")
+            self.kv_dense.build(key_value_shape or query_shape)
+        self.output_dense = self._dense("bthk,hkd->btd", (None, hidden_dim), "d",
+                                        "attention_output")
         self.output_dense.build((None, None) + heads)
         self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
         self.built = True
 
-    def call(self, query, key_value=None, padding_mask=None, attention_mask=None,
-             use_causal_mask=False, training=None):
+    def key_value_cache(self, key_value):
+        """The read-only `[batch, 2, length, kv_heads, key_dim]` cache of a cross-attention."""
+        return ops.transpose(self.kv_dense(key_value), (0, 2, 1, 3, 4))
+
+    def _project(self, query, key_value):
         # `unstack` rather than `qkv[:, :, i]` slices: the gradient of three strided slices
         # is three zero-filled copies of the whole fused tensor plus their sum (≈ 15 % of a
         # training step on CPU); unstack's gradient is one stack.
-        if key_value is None:
-            q, k, v = ops.unstack(self.qkv_dense(query), 3, axis=2)
-        else:
-            q = self.query_dense(query)
-            k, v = ops.unstack(self.kv_dense(key_value), 2, axis=2)
-        mask = merge_padding_and_attention_mask(
-            ops.shape(q)[1], padding_mask, attention_mask, use_causal_mask, ops.shape(k)[1])
-        output = self.attend(q, k, v, mask, training=training)
-        return self.output_dense(output)
+        if self._fused:
+            return ops.unstack(self.qkv_dense(query), 3, axis=2)
+        k, v = ops.unstack(self.kv_dense(query if key_value is None else key_value), 2, axis=2)
+        return self.query_dense(query), k, v
 
-    def attend(self, q, k, v, mask=None, training=None):
-        """Attention of `[batch, q, heads, dim]` queries over `[batch, k, heads, dim]` keys."""
-        q = q * ops.cast(1.0 / self.key_dim ** 0.5, q.dtype)
+    def call(self, query, key_value=None, padding_mask=None, attention_mask=None,
+             use_causal_mask=False, attention_bias=None, cache=None, cache_index=None,
+             training=None):
+        query_offset = None
+        if cache is not None and cache_index is None:  # read-only cross-attention cache
+            q = self.query_dense(query)
+            k, v = cache[:, 0], cache[:, 1]
+        else:
+            q, k, v = self._project(query, key_value)
+            if self.rotary_max_wavelength:
+                start = 0 if cache_index is None else cache_index
+                q = apply_rotary(q, start, self.rotary_max_wavelength)
+                k = apply_rotary(k, start, self.rotary_max_wavelength)
+            if cache is not None:
+                new = ops.stack([k, v], axis=1)
+                cache = ops.slice_update(cache, [0, 0, cache_index, 0, 0],
+                                         ops.cast(new, cache.dtype))
+                k, v = ops.cast(cache[:, 0], q.dtype), ops.cast(cache[:, 1], q.dtype)
+                query_offset = cache_index
+        mask = merge_padding_and_attention_mask(
+            ops.shape(q)[1], padding_mask, attention_mask, use_causal_mask, ops.shape(k)[1],
+            query_offset)
+        output = self.output_dense(self.attend(q, k, v, mask, attention_bias, training))
+        return output if cache_index is None else (output, cache)
+
+    def attend(self, q, k, v, mask=None, attention_bias=None, training=None):
+        """Attention of `[batch, q, heads, dim]` queries over `[batch, k, kv_heads, dim]` keys."""
+        groups = self.num_heads // self.num_key_value_heads
+        if groups > 1:
+            k, v = ops.repeat(k, groups, axis=2), ops.repeat(v, groups, axis=2)
+        if self.scale_scores:
+            q = q * ops.cast(1.0 / self.key_dim ** 0.5, q.dtype)
         scores = ops.cast(ops.einsum("bqhd,bkhd->bhqk", q, k), "float32")
+        if attention_bias is not None:
+            scores = scores + ops.cast(attention_bias, "float32")
         if mask is not None:
             scores = ops.where(ops.expand_dims(mask, axis=1), scores, -1e9)
         # dropout on the float32 probabilities, then cast: cheaper than in bfloat16 on CPU
@@ -129,7 +195,9 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_heads=self.num_heads, key_dim=self.key_dim, dropout=self.dropout,
-                      use_bias=self.use_bias,
+        config.update(num_heads=self.num_heads, key_dim=self.key_dim,
+                      num_key_value_heads=self.num_key_value_heads, dropout=self.dropout,
+                      use_bias=self.use_bias, scale_scores=self.scale_scores,
+                      rotary_max_wavelength=self.rotary_max_wavelength,
                       kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
         return config

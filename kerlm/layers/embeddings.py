@@ -1,14 +1,16 @@
-"""Token, position and segment embeddings."""
+"""Position embeddings that are added to token embeddings: learned or sinusoidal."""
 
 import keras
 from keras import ops
+
+from kerlm.layers.position import sinusoidal_encoding
 
 
 @keras.saving.register_keras_serializable(package="kerlm")
 class PositionEmbedding(keras.layers.Layer):
     """Learned absolute position embedding for sequences up to `sequence_length`.
 
-    Returns `[batch, length, hidden]` embeddings of positions `0..length-1` (broadcast
+    Returns `[batch, length, hidden]` embeddings of positions `start_index ..` (broadcast
     over the batch), to be added to the token embeddings.
 
     Example:
@@ -28,9 +30,10 @@ class PositionEmbedding(keras.layers.Layer):
             initializer=self.initializer)
         self.built = True
 
-    def call(self, inputs):
+    def call(self, inputs, start_index=0):
         shape = ops.shape(inputs)
-        positions = ops.convert_to_tensor(self.position_embeddings)[: shape[1]]
+        table = ops.convert_to_tensor(self.position_embeddings)
+        positions = ops.slice(table, [start_index, 0], [shape[1], shape[2]])
         return ops.broadcast_to(ops.cast(positions, self.compute_dtype), shape)
 
     def compute_output_shape(self, inputs_shape):
@@ -44,56 +47,27 @@ class PositionEmbedding(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kerlm")
-class TokenAndPositionEmbedding(keras.layers.Layer):
-    """Token embedding plus learned position embedding (and segment embedding if asked).
+class SinusoidalPositionEncoding(keras.layers.Layer):
+    """Fixed sine/cosine position encodings (no weights), same interface as `PositionEmbedding`.
 
     Example:
     >>> import numpy as np
-    >>> layer = TokenAndPositionEmbedding(100, 16, 8)
-    >>> tuple(layer(np.array([[5, 6, 0]])).shape)
-    (1, 3, 8)
+    >>> tuple(SinusoidalPositionEncoding()(np.zeros((2, 4, 8), "float32"), start_index=3).shape)
+    (2, 4, 8)
     """
 
-    def __init__(self, vocabulary_size, sequence_length, embedding_dim, num_segments=0,
-                 initializer="glorot_uniform", **kwargs):
+    def __init__(self, max_wavelength=10000.0, **kwargs):
         super().__init__(**kwargs)
-        self.vocabulary_size = vocabulary_size
-        self.sequence_length = sequence_length
-        self.embedding_dim = embedding_dim
-        self.num_segments = num_segments
-        self.initializer = keras.initializers.get(initializer)
-        common = dict(dtype=self.dtype_policy)
-        self.token_embedding = keras.layers.Embedding(
-            vocabulary_size, embedding_dim, embeddings_initializer=self.initializer,
-            name="token_embedding", **common)
-        self.position_embedding = PositionEmbedding(
-            sequence_length, initializer=self.initializer, name="position_embedding", **common)
-        self.segment_embedding = keras.layers.Embedding(
-            num_segments, embedding_dim, embeddings_initializer=self.initializer,
-            name="segment_embedding", **common) if num_segments else None
-
-    def build(self, token_ids_shape, segment_ids_shape=None):
-        self.token_embedding.build(token_ids_shape)
-        self.position_embedding.build(tuple(token_ids_shape) + (self.embedding_dim,))
-        if self.segment_embedding is not None:
-            self.segment_embedding.build(token_ids_shape)
+        self.max_wavelength = max_wavelength
         self.built = True
 
-    def call(self, token_ids, segment_ids=None):
-        x = self.token_embedding(token_ids)
-        x = x + self.position_embedding(x)
-        if self.segment_embedding is not None:
-            if segment_ids is None:
-                segment_ids = ops.zeros_like(token_ids)
-            x = x + self.segment_embedding(segment_ids)
-        return x
+    def call(self, inputs, start_index=0):
+        shape = ops.shape(inputs)
+        encoding = sinusoidal_encoding(shape[1], shape[2], start_index, self.max_wavelength)
+        return ops.broadcast_to(ops.cast(encoding, self.compute_dtype), shape)
 
-    def compute_output_shape(self, token_ids_shape, segment_ids_shape=None):
-        return tuple(token_ids_shape) + (self.embedding_dim,)
+    def compute_output_shape(self, inputs_shape):
+        return inputs_shape
 
     def get_config(self):
-        config = super().get_config()
-        config.update(vocabulary_size=self.vocabulary_size, sequence_length=self.sequence_length,
-                      embedding_dim=self.embedding_dim, num_segments=self.num_segments,
-                      initializer=keras.initializers.serialize(self.initializer))
-        return config
+        return {**super().get_config(), "max_wavelength": self.max_wavelength}

@@ -1,32 +1,159 @@
-"""The base class of kerlm backbones: a functional Keras model built from a config."""
+"""The base class of kerlm backbones: a functional Keras model built from its config.
+
+Every backbone's constructor arguments are its whole config (keras-hub's convention): the
+same dict builds it, is saved in `.keras` files and presets, and is what `get_config`
+returns. The helpers here build the parts the three backbones share: the embedding stack
+(token, position, segment embeddings, scale, norm, dropout) and the block options.
+"""
+
+import math
 
 import keras
+from keras import ops
 
-from kerlm.models import presets as presets_lib
+from kerlm.layers import (PositionEmbedding, RelativePositionBias, SinusoidalPositionEncoding,
+                          normalization)
+
+POSITIONS = ("learned", "sinusoidal", "rotary", "relative", "none")
 
 
 class Backbone(keras.Model):
     """A functional model whose constructor arguments are its whole config.
 
-    Subclasses build their graph in `__init__` and list their constructor arguments in
-    `get_config`, so `keras.saving.load_model` rebuilds them exactly.
+    Subclasses build their graph in `__init__` and call `_remember(locals())` there, so
+    `get_config` returns the arguments and `keras.saving.load_model` rebuilds them exactly.
     """
 
     @classmethod
-    def from_preset(cls, name, **overrides):
-        """Build a backbone from a preset name (see `kerlm.models.list_presets()`).
+    def from_preset(cls, preset, **overrides):
+        """Build a backbone from a preset name or load one from a directory.
+
+        `preset` is a name from `kerlm.models.list_presets()` (random weights), or a
+        directory: a kerlm save (`save_to_preset`), a keras-hub preset directory or a
+        Hugging Face checkpoint (`config.json` + `model.safetensors`), whose weights are
+        loaded. `overrides` replace config entries (e.g. `vocabulary_size`, `dropout`).
 
         Example:
         >>> backbone = Backbone.from_preset("encoder_tiny", vocabulary_size=100)
         >>> backbone.num_layers
         2
         """
-        preset = presets_lib.get_preset(name)
-        backbone_cls = presets_lib.BACKBONE_CLASSES[preset["class"]]
-        if cls is not Backbone and not issubclass(backbone_cls, cls):
-            raise ValueError(f"Preset {name!r} builds a {backbone_cls.__name__}, not a {cls.__name__}")
-        return backbone_cls(**{**preset["config"], **overrides})
+        from kerlm.models import presets as presets_lib  # noqa: PLC0415 (import cycle)
+        backbone = presets_lib.load(preset, **overrides)
+        if cls is not Backbone and not isinstance(backbone, cls):
+            raise ValueError(f"Preset {preset!r} builds a {type(backbone).__name__}, "
+                             f"not a {cls.__name__}")
+        return backbone
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+    def _remember(self, arguments):
+        """Store the constructor's arguments (its `locals()`) as the config and attributes."""
+        self._backbone_config = {k: v for k, v in arguments.items()
+                                 if k not in ("self", "kwargs", "dtype", "__class__")}
+        for key, value in self._backbone_config.items():
+            setattr(self, key, value)
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable,
+                "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+                **self._backbone_config}
+
+    def token_logits(self, hidden):
+        """Logits over the vocabulary from hidden states, with the tied token embedding."""
+        embeddings = ops.cast(self.token_embedding.embeddings, hidden.dtype)
+        return ops.einsum("btd,vd->btv", hidden, embeddings)
+
+
+def initializer(stddev=0.02):
+    """The truncated-normal initializer BERT and GPT-2 use for every weight."""
+    return keras.initializers.TruncatedNormal(stddev=stddev)
+
+
+def block_options(config):
+    """The keyword arguments of `TransformerEncoder`/`TransformerDecoder` from a backbone config."""
+    return dict(
+        num_heads=config["num_heads"], intermediate_dim=config["intermediate_dim"],
+        dropout=config["dropout"], activation=config["activation"], gated=config["gated_ffn"],
+        norm=config["norm"], norm_first=config["norm_first"],
+        layer_norm_epsilon=config["layer_norm_epsilon"],
+        num_key_value_heads=config["num_key_value_heads"], head_dim=config["head_dim"],
+        use_bias=config["use_bias"], scale_scores=config["scale_scores"],
+        rotary_max_wavelength=(config["rotary_max_wavelength"]
+                               if config["position"] == "rotary" else None),
+        kernel_initializer=initializer())
+
+
+class EmbeddingStack:
+    """Token embeddings (possibly shared between stacks) + positions, scale, norm, dropout.
+
+    `embedding_norm` adds a norm after the sum (BERT, BART); `scale_embeddings` multiplies
+    token embeddings by `sqrt(hidden_dim)` (original Transformer). With
+    `position="relative"`, `attention_bias` gives the T5 bias shared by all blocks.
+    Not a layer: its layers belong to the backbone, so weight paths stay flat.
+    """
+
+    def __init__(self, config, token_embedding, prefix, dtype, bidirectional=True):
+        position = config["position"]
+        if position not in POSITIONS:
+            raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
+        self.token_embedding = token_embedding
+        self.scale = math.sqrt(config["hidden_dim"]) if config["scale_embeddings"] else None
+        self.position_embedding = None
+        if position == "learned":
+            self.position_embedding = PositionEmbedding(
+                config["max_sequence_length"], initializer=initializer(), dtype=dtype,
+                name=f"{prefix}position_embedding")
+        elif position == "sinusoidal":
+            self.position_embedding = SinusoidalPositionEncoding(
+                dtype=dtype, name=f"{prefix}position_embedding")
+        self.relative_bias = None
+        if position == "relative":
+            self.relative_bias = RelativePositionBias(
+                config["num_heads"], bidirectional=bidirectional, dtype=dtype,
+                name=f"{prefix}relative_position_bias")
+        self.segment_embedding = None
+        if config.get("num_segments"):
+            self.segment_embedding = keras.layers.Embedding(
+                config["num_segments"], config["hidden_dim"], embeddings_initializer=initializer(),
+                dtype=dtype, name=f"{prefix}segment_embedding")
+        self.norm = normalization(config["norm"], config["layer_norm_epsilon"], dtype,
+                                  f"{prefix}embeddings_norm") if config["embedding_norm"] else None
+        self.dropout = keras.layers.Dropout(config["dropout"], dtype=dtype,
+                                            name=f"{prefix}embeddings_dropout")
+
+    def __call__(self, token_ids, segment_ids=None, start_index=0, training=None):
+        x = self.token_embedding(token_ids)
+        if self.scale:
+            x = x * ops.cast(self.scale, x.dtype)
+        if self.position_embedding is not None:
+            x = x + self.position_embedding(x, start_index=start_index)
+        if self.segment_embedding is not None:
+            if segment_ids is None:
+                segment_ids = ops.zeros_like(token_ids)
+            x = x + self.segment_embedding(segment_ids)
+        if self.norm is not None:
+            x = self.norm(x)
+        return self.dropout(x, training=training)
+
+    def attention_bias(self, x, key_length=None, start_index=0):
+        """T5's relative position bias for queries `x`, or None for other position types."""
+        if self.relative_bias is None:
+            return None
+        return self.relative_bias(x, key_length=key_length, start_index=start_index)
+
+
+def token_embedding(config, dtype):
+    """The `[vocabulary_size, hidden_dim]` token embedding layer of a backbone."""
+    return keras.layers.Embedding(config["vocabulary_size"], config["hidden_dim"],
+                                  embeddings_initializer=initializer(), dtype=dtype,
+                                  name="token_embedding")
+
+
+def final_norm(config, dtype, name="final_norm"):
+    """The norm after the last pre-LN block (GPT-2, T5), or None for post-LN stacks."""
+    if not config["norm_first"]:
+        return None
+    return normalization(config["norm"], config["layer_norm_epsilon"], dtype, name)

@@ -1,25 +1,66 @@
-"""Named backbone configurations, from tiny (tests, CPU) to base (BERT-base sized)."""
+"""Named backbone configurations: generic sizes from tiny (tests, CPU) to base, and the exact
+architectures of published models (`bert_base`, `gpt2_small`, `bart_base`, `t5_small`).
+
+Generic presets leave out `vocabulary_size` (a task's tokenizer decides it); architecture
+presets include the published vocabulary size. Weights are random: load real ones from a
+directory (`Backbone.from_preset(path)`).
+"""
+
+import os
 
 BACKBONE_CLASSES = {}  # filled by kerlm.models.__init__ to avoid an import cycle
 
+
+def _sizes(cls, kind, extra=None):
+    dims = {"tiny": (2, 128, 2, 512), "small": (4, 256, 4, 1024), "base": (12, 768, 12, 3072)}
+    if cls == "EncoderDecoderBackbone":
+        dims["base"] = (6, 768, 12, 3072)
+    presets = {}
+    for size, (layers, hidden, heads, ff) in dims.items():
+        presets[f"{kind}_{size}"] = {
+            "class": cls,
+            "description": f"{layers} layers{' each side' if 'Decoder' in cls and 'Encoder' in cls else ''}, "
+                           f"{hidden} d, {heads} heads, ff {ff}.",
+            "config": dict(num_layers=layers, hidden_dim=hidden, num_heads=heads,
+                           intermediate_dim=ff, max_sequence_length=512, dropout=0.1,
+                           **(extra or {})),
+        }
+    return presets
+
+
 PRESETS = {
-    "encoder_tiny": {
+    **_sizes("EncoderBackbone", "encoder"),
+    **_sizes("DecoderBackbone", "decoder"),
+    **_sizes("EncoderDecoderBackbone", "encoder_decoder"),
+    "bert_base": {
         "class": "EncoderBackbone",
-        "description": "2 layers, 128 d, 2 heads, ff 512: tests and quick CPU runs.",
-        "config": dict(num_layers=2, hidden_dim=128, num_heads=2, intermediate_dim=512,
-                       max_sequence_length=512, dropout=0.1),
+        "description": "BERT-base (uncased vocabulary): 12 layers, 768 d, 12 heads, post-LN.",
+        "config": dict(vocabulary_size=30522, num_layers=12, hidden_dim=768, num_heads=12,
+                       intermediate_dim=3072, max_sequence_length=512, num_segments=2,
+                       dropout=0.1, activation="gelu", layer_norm_epsilon=1e-12),
     },
-    "encoder_small": {
-        "class": "EncoderBackbone",
-        "description": "4 layers, 256 d, 4 heads, ff 1024.",
-        "config": dict(num_layers=4, hidden_dim=256, num_heads=4, intermediate_dim=1024,
-                       max_sequence_length=512, dropout=0.1),
+    "gpt2_small": {
+        "class": "DecoderBackbone",
+        "description": "GPT-2 small (124 M): 12 layers, 768 d, 12 heads, pre-LN, 1024 positions.",
+        "config": dict(vocabulary_size=50257, num_layers=12, hidden_dim=768, num_heads=12,
+                       intermediate_dim=3072, max_sequence_length=1024, dropout=0.1,
+                       activation="gelu_approximate", layer_norm_epsilon=1e-5),
     },
-    "encoder_base": {
-        "class": "EncoderBackbone",
-        "description": "12 layers, 768 d, 12 heads, ff 3072 (BERT-base dimensions).",
-        "config": dict(num_layers=12, hidden_dim=768, num_heads=12, intermediate_dim=3072,
-                       max_sequence_length=512, dropout=0.1),
+    "bart_base": {
+        "class": "EncoderDecoderBackbone",
+        "description": "BART-base: 6 + 6 layers, 768 d, 12 heads, post-LN, 1024 positions.",
+        "config": dict(vocabulary_size=50265, num_layers=6, hidden_dim=768, num_heads=12,
+                       intermediate_dim=3072, max_sequence_length=1024, dropout=0.1,
+                       activation="gelu", layer_norm_epsilon=1e-5),
+    },
+    "t5_small": {
+        "class": "EncoderDecoderBackbone",
+        "description": "T5-small (60 M): 6 + 6 layers, 512 d, 8 heads, RMSNorm pre-LN, "
+                       "relative position bias, no biases, ReLU.",
+        "config": dict(vocabulary_size=32128, num_layers=6, hidden_dim=512, num_heads=8,
+                       intermediate_dim=2048, dropout=0.1, activation="relu", norm="rms_norm",
+                       norm_first=True, layer_norm_epsilon=1e-6, use_bias=False,
+                       scale_scores=False, position="relative"),
     },
 }
 
@@ -28,8 +69,8 @@ def list_presets():
     """Names of all presets.
 
     Example:
-    >>> "encoder_tiny" in list_presets()
-    True
+    >>> [name for name in list_presets() if name.startswith("decoder_")]
+    ['decoder_base', 'decoder_small', 'decoder_tiny']
     """
     return sorted(PRESETS)
 
@@ -37,5 +78,15 @@ def list_presets():
 def get_preset(name):
     """The preset dict for `name`, or a ValueError listing the known names."""
     if name not in PRESETS:
-        raise ValueError(f"Unknown preset {name!r}; known presets: {', '.join(list_presets())}")
+        raise ValueError(f"Unknown preset {name!r}: not a directory and not one of "
+                         f"{', '.join(list_presets())}")
     return PRESETS[name]
+
+
+def load(preset, **overrides):
+    """Build the backbone a preset name describes, or load one from a directory."""
+    if os.path.isdir(preset):
+        from kerlm.models import checkpoints  # noqa: PLC0415 (only needed for directories)
+        return checkpoints.load_directory(preset, **overrides)
+    spec = get_preset(preset)
+    return BACKBONE_CLASSES[spec["class"]](**{**spec["config"], **overrides})
