@@ -87,3 +87,111 @@ def test_layers_round_trip_through_config():
                   layers.PositionEmbedding(10)]:
         clone = layer.__class__.from_config(layer.get_config())
         assert clone.get_config() == layer.get_config()
+
+
+def _np(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def _reference_attention(q, k, v, mask):
+    """Plain numpy attention of [b, q, h, d] over [b, k, kv_heads, d] with a [b, q, k] mask."""
+    groups = q.shape[2] // k.shape[2]
+    k, v = np.repeat(k, groups, axis=2), np.repeat(v, groups, axis=2)
+    scores = np.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(q.shape[-1])
+    scores = np.where(mask[:, None], scores, -1e9)
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    return np.einsum("bhqk,bkhd->bqhd", weights, v)
+
+
+@pytest.mark.parametrize("kv_heads", [1, 2, 4])
+def test_grouped_query_attention_matches_a_numpy_reference(kv_heads):
+    layer = layers.MultiHeadAttention(num_heads=4, key_dim=3, num_key_value_heads=kv_heads)
+    x = np.random.default_rng(0).normal(size=(2, 5, 12)).astype("float32")
+    padding = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    out = _np(layer(x, padding_mask=padding, use_causal_mask=True))
+    q, k, v = (_np(t) for t in layer._project(x, None))
+    assert k.shape[2] == kv_heads and q.shape[2] == 4
+    mask = np.tril(np.ones((5, 5), bool))[None] & padding[:, None, :].astype(bool)
+    expected = _np(layer.output_dense(_reference_attention(q, k, v, mask)))
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+    if kv_heads < 4:  # fewer key/value heads => fewer key/value parameters
+        assert layer.kv_dense.count_params() == 2 * (12 * kv_heads * 3 + kv_heads * 3)
+    else:  # plain multi-head self-attention uses one fused projection
+        assert hasattr(layer, "qkv_dense") and not hasattr(layer, "kv_dense")
+
+
+def test_cached_attention_equals_causal_attention_token_by_token():
+    layer = layers.MultiHeadAttention(num_heads=2, key_dim=4, rotary_max_wavelength=100.0)
+    x = np.random.default_rng(1).normal(size=(2, 6, 8)).astype("float32")
+    full = _np(layer(x, use_causal_mask=True))
+    cache = np.zeros((2, 2, 6, 2, 4), "float32")
+    out, cache = layer(x[:, :2], cache=cache, cache_index=0, use_causal_mask=True)
+    steps = [_np(out)]
+    for i in range(2, 6):
+        out, cache = layer(x[:, i:i + 1], cache=cache, cache_index=i, use_causal_mask=True)
+        steps.append(_np(out))
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
+
+
+def test_rotary_matches_keras_hub_rotary_embedding():
+    import keras_hub
+    x = np.random.default_rng(2).normal(size=(2, 7, 3, 8)).astype("float32")
+    theirs = keras_hub.layers.RotaryEmbedding(max_wavelength=10000)
+    np.testing.assert_allclose(_np(layers.apply_rotary(x, 5)), _np(theirs(x, start_index=5)),
+                               atol=1e-5)
+
+
+def test_relative_position_buckets_match_keras_hub_t5():
+    from keras_hub.src.models.t5.t5_multi_head_attention import T5MultiHeadAttention
+    relative = np.arange(-300, 300, dtype="int32")[None, :]
+    for bidirectional in (True, False):
+        ours = layers.RelativePositionBias(4, bidirectional=bidirectional)
+        theirs = T5MultiHeadAttention._relative_position_bucket(
+            keras.ops.convert_to_tensor(relative), bidirectional=bidirectional)
+        np.testing.assert_array_equal(_np(ours.bucket(keras.ops.convert_to_tensor(relative))),
+                                      _np(theirs))
+
+
+def test_rms_norm_matches_keras_hub_t5_layer_norm():
+    from keras_hub.src.models.t5.t5_layer_norm import T5LayerNorm
+    x = np.random.default_rng(3).normal(size=(2, 3, 8)).astype("float32") * 4
+    np.testing.assert_allclose(_np(layers.RMSNormalization(1e-6)(x)), _np(T5LayerNorm(1e-6)(x)),
+                               atol=1e-5)
+    assert layers.normalization("layer_norm", 1e-5).__class__.__name__ == "LayerNormalization"
+    with pytest.raises(ValueError, match="rms_norm"):
+        layers.normalization("batch_norm", 1e-5)
+
+
+@pytest.mark.parametrize("activation,gated", [("relu", False), ("gelu", True), ("silu", True),
+                                              ("gelu_approximate", False)])
+def test_feed_forward_variants(activation, gated):
+    ffn = layers.FeedForward(6, activation=activation, gated=gated, use_bias=False)
+    x = np.random.default_rng(4).normal(size=(2, 3, 4)).astype("float32")
+    out = _np(ffn(x))
+    act = {"relu": lambda h: np.maximum(h, 0), "silu": lambda h: h / (1 + np.exp(-h)),
+           "gelu": lambda h: _np(keras.activations.gelu(h)),
+           "gelu_approximate": lambda h: _np(keras.activations.gelu(h, approximate=True))}
+    h = x @ _np(ffn.inner.kernel)
+    h = act[activation](h[..., :6]) * h[..., 6:] if gated else act[activation](h)
+    np.testing.assert_allclose(out, h @ _np(ffn.outer.kernel), atol=1e-5)
+    assert ffn.count_params() == 4 * 6 * (2 if gated else 1) + 6 * 4
+    with pytest.raises(ValueError, match="activation must be one of"):
+        layers.FeedForward(6, activation="swish2")
+
+
+def test_decoder_block_ignores_encoder_padding_and_the_future():
+    block = layers.TransformerDecoder(num_heads=2, intermediate_dim=16, cross_attention=True)
+    rng = np.random.default_rng(5)
+    x, memory = rng.normal(size=(1, 4, 8)).astype("float32"), rng.normal(size=(1, 5, 8)).astype("float32")
+    mask = np.array([[1, 1, 1, 0, 0]])
+    garbage = memory.copy()
+    garbage[:, 3:] = 100.0
+    a = _np(block(x, encoder_output=memory, encoder_padding_mask=mask))
+    b = _np(block(x, encoder_output=garbage, encoder_padding_mask=mask))
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    changed = x.copy()
+    changed[:, 2:] = 50.0
+    c = _np(block(changed, encoder_output=memory, encoder_padding_mask=mask))
+    np.testing.assert_allclose(a[:, :2], c[:, :2], atol=1e-5)  # causal: prefix unchanged
+    assert np.abs(a[:, 2:] - c[:, 2:]).max() > 1e-3
