@@ -6,11 +6,14 @@ returns. The helpers here build the parts the three backbones share: the embeddi
 (token, position, segment embeddings, scale, norm, dropout) and the block options.
 """
 
+import json
 import math
+import os
 
 import keras
 from keras import ops
 
+from kerlm import __version__
 from kerlm.layers import (PositionEmbedding, RelativePositionBias, SinusoidalPositionEncoding,
                           normalization)
 
@@ -44,6 +47,31 @@ class Backbone(keras.Model):
             raise ValueError(f"Preset {preset!r} builds a {type(backbone).__name__}, "
                              f"not a {cls.__name__}")
         return backbone
+
+    def save_to_preset(self, directory):
+        """Save in keras-hub's preset layout; `Backbone.from_preset(directory)` loads it back.
+
+        Writes `config.json` (the serialized backbone), `model.weights.h5` and
+        `metadata.json` (kerlm and Keras versions, parameter count).
+
+        Example:
+        >>> import tempfile
+        >>> backbone = Backbone.from_preset("decoder_tiny", vocabulary_size=100)
+        >>> directory = tempfile.mkdtemp()
+        >>> backbone.save_to_preset(directory)
+        >>> Backbone.from_preset(directory).count_params() == backbone.count_params()
+        True
+        """
+        os.makedirs(directory, exist_ok=True)
+        config = keras.saving.serialize_keras_object(self)
+        for key in ("compile_config", "build_config"):
+            config.pop(key, None)
+        metadata = {"kerlm_version": __version__, "keras_version": keras.version(),
+                    "parameter_count": self.count_params()}
+        for name, content in (("config.json", config), ("metadata.json", metadata)):
+            with open(os.path.join(directory, name), "w", encoding="utf-8") as f:
+                json.dump(content, f, indent=2)
+        self.save_weights(os.path.join(directory, "model.weights.h5"))
 
     @classmethod
     def from_config(cls, config):
