@@ -180,6 +180,13 @@ def token_embedding(config, dtype):
                                   name="token_embedding")
 
 
+def apply_blocks(blocks, x, norm=None, **kwargs):
+    """Run `x` through `blocks` (each called with `kwargs`), then `norm` if there is one."""
+    for block in blocks:
+        x = block(x, **kwargs)
+    return x if norm is None else norm(x)
+
+
 def final_norm(config, dtype, name="final_norm"):
     """The norm after the last pre-LN block (GPT-2, T5), or None for post-LN stacks."""
     if not config["norm_first"]:

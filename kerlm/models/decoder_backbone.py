@@ -4,7 +4,8 @@ import keras
 from keras import ops
 
 from kerlm.layers import TransformerDecoder
-from kerlm.models.backbone import Backbone, EmbeddingStack, block_options, final_norm, token_embedding
+from kerlm.models.backbone import (Backbone, EmbeddingStack, apply_blocks, block_options,
+                                   final_norm, token_embedding)
 
 
 @keras.saving.register_keras_serializable(package="kerlm")
@@ -49,11 +50,8 @@ class DecoderBackbone(Backbone):
         bias = embeddings.attention_bias(x)
         blocks = [TransformerDecoder(**block_options(config), dtype=dtype,
                                      name=f"transformer_layer_{i}") for i in range(num_layers)]
-        for block in blocks:
-            x = block(x, padding_mask=padding_mask, attention_bias=bias)
         norm = final_norm(config, dtype)
-        if norm is not None:
-            x = norm(x)
+        x = apply_blocks(blocks, x, norm, padding_mask=padding_mask, attention_bias=bias)
         super().__init__(inputs={"token_ids": token_ids, "padding_mask": padding_mask},
                          outputs=x, dtype=dtype, **kwargs)
         self._remember(config)

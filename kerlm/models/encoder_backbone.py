@@ -3,8 +3,8 @@
 import keras
 
 from kerlm.layers import TransformerEncoder
-from kerlm.models.backbone import (Backbone, EmbeddingStack, block_options, final_norm,
-                                   initializer, token_embedding)
+from kerlm.models.backbone import (Backbone, EmbeddingStack, apply_blocks, block_options,
+                                   final_norm, initializer, token_embedding)
 
 
 @keras.saving.register_keras_serializable(package="kerlm")
@@ -50,11 +50,8 @@ class EncoderBackbone(Backbone):
         bias = embeddings.attention_bias(x)
         blocks = [TransformerEncoder(**block_options(config), dtype=dtype,
                                      name=f"transformer_layer_{i}") for i in range(num_layers)]
-        for block in blocks:
-            x = block(x, padding_mask=padding_mask, attention_bias=bias)
         norm = final_norm(config, dtype)
-        if norm is not None:
-            x = norm(x)
+        x = apply_blocks(blocks, x, norm, padding_mask=padding_mask, attention_bias=bias)
         pooled = keras.layers.Dense(hidden_dim, activation="tanh", kernel_initializer=initializer(),
                                     dtype=dtype, name="pooled_dense")(x[:, 0, :])
         super().__init__(inputs=inputs, outputs={"sequence_output": x, "pooled_output": pooled},

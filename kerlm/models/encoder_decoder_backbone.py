@@ -4,7 +4,8 @@ import keras
 from keras import ops
 
 from kerlm.layers import TransformerDecoder, TransformerEncoder
-from kerlm.models.backbone import Backbone, EmbeddingStack, block_options, final_norm, token_embedding
+from kerlm.models.backbone import (Backbone, EmbeddingStack, apply_blocks, block_options,
+                                   final_norm, token_embedding)
 
 
 @keras.saving.register_keras_serializable(package="kerlm")
@@ -56,12 +57,9 @@ class EncoderDecoderBackbone(Backbone):
         bias = encoder_embeddings.attention_bias(x)
         encoder_blocks = [TransformerEncoder(**options, dtype=dtype, name=f"encoder_layer_{i}")
                           for i in range(num_layers)]
-        for block in encoder_blocks:
-            x = block(x, padding_mask=inputs["encoder_padding_mask"], attention_bias=bias)
         encoder_norm = final_norm(config, dtype, "encoder_final_norm")
-        if encoder_norm is not None:
-            x = encoder_norm(x)
-        encoder_output = x
+        encoder_output = apply_blocks(encoder_blocks, x, encoder_norm, attention_bias=bias,
+                                      padding_mask=inputs["encoder_padding_mask"])
 
         decoder_embeddings = EmbeddingStack(config, shared, "decoder_", dtype, bidirectional=False)
         x = decoder_embeddings(inputs["decoder_token_ids"])
@@ -69,13 +67,10 @@ class EncoderDecoderBackbone(Backbone):
         decoder_blocks = [TransformerDecoder(**options, cross_attention=True, dtype=dtype,
                                              name=f"decoder_layer_{i}")
                           for i in range(num_decoder_layers or num_layers)]
-        for block in decoder_blocks:
-            x = block(x, encoder_output=encoder_output,
-                      padding_mask=inputs["decoder_padding_mask"],
-                      encoder_padding_mask=inputs["encoder_padding_mask"], attention_bias=bias)
         decoder_norm = final_norm(config, dtype, "decoder_final_norm")
-        if decoder_norm is not None:
-            x = decoder_norm(x)
+        x = apply_blocks(decoder_blocks, x, decoder_norm, encoder_output=encoder_output,
+                         padding_mask=inputs["decoder_padding_mask"],
+                         encoder_padding_mask=inputs["encoder_padding_mask"], attention_bias=bias)
         super().__init__(inputs=inputs, outputs={"encoder_sequence_output": encoder_output,
                                                  "decoder_sequence_output": x},
                          dtype=dtype, **kwargs)
@@ -89,9 +84,8 @@ class EncoderDecoderBackbone(Backbone):
         """The encoder's `[batch, length, hidden_dim]` output."""
         x = self.encoder_embeddings(token_ids, training=training)
         bias = self.encoder_embeddings.attention_bias(x)
-        for block in self.encoder_layers:
-            x = block(x, padding_mask=padding_mask, attention_bias=bias, training=training)
-        return x if self.encoder_final_norm is None else self.encoder_final_norm(x)
+        return apply_blocks(self.encoder_layers, x, self.encoder_final_norm,
+                            padding_mask=padding_mask, attention_bias=bias, training=training)
 
     def init_cache(self, encoder_output, max_length):
         """`(self_cache, cross_cache)` for decoding up to `max_length` tokens.
