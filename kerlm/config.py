@@ -33,14 +33,20 @@ class DataConfig:
 
 @dataclasses.dataclass
 class ModelConfig:
-    preset: str = _field("encoder_tiny", "Backbone preset (see kerlm.models.list_presets()).",
-                         flag="model")
+    preset: str = _field("encoder_tiny", "Backbone: a preset name (kerlm.models.list_presets()"
+                         ": encoder, decoder or encoder-decoder), built with random weights "
+                         "for the task's learned vocabulary; or a checkpoint directory (kerlm "
+                         "save, keras-hub preset, Hugging Face config.json + model.safetensors) "
+                         "loaded with its weights and its WordPiece vocabulary.", flag="model")
     sequence_length: int = _field(128, "Maximum tokens per example, special tokens included.")
     vocabulary_size: int = _field(8000, "Target WordPiece vocabulary size (learned from the "
-                                        "training texts; small corpora give fewer).")
+                                        "training texts; small corpora give fewer). Ignored "
+                                        "when --model is a directory (its vocabulary is used).")
     dropout: float = _field(0.1, "Dropout in the backbone and head.")
-    pooling: str = _field("mean", "How the classifier pools the sequence.",
-                          choices=["mean", "first"])
+    pooling: str = _field("mean", "How the classifier pools the sequence: mean over real "
+                                  "tokens, first token (encoders), last real token (the "
+                                  "natural choice for decoder-only models).",
+                          choices=["mean", "first", "last"])
 
 
 @dataclasses.dataclass
@@ -116,6 +122,22 @@ class Config:
                                     "apps/train.py?")
         with open(path) as f:
             return cls.from_dict(json.load(f))
+
+
+def check_model(preset):
+    """`"directory"` or `"preset"` for a `--model` value, or a ConfigError listing the presets.
+
+    Example:
+    >>> check_model("encoder_tiny")
+    'preset'
+    """
+    if os.path.isdir(preset):
+        return "directory"
+    from kerlm.models import presets  # noqa: PLC0415 (imports Keras: only when checking)
+    if preset not in presets.PRESETS:
+        raise ConfigError(f"--model={preset!r} is neither a directory nor a preset; presets: "
+                          f"{', '.join(presets.list_presets())}")
+    return "preset"
 
 
 def _section(field):

@@ -1,8 +1,13 @@
-"""The predict and evaluate apps on a trained run, and their handling of bad input."""
+"""The apps on a trained run and their handling of bad input; `--model` switching the
+backbone (presets of every kind, checkpoint directories) and its errors."""
 
+import concurrent.futures
 import json
 import os
+import re
 
+import numpy as np
+import pytest
 from conftest import run_app
 
 
@@ -62,3 +67,118 @@ def test_console_scripts_are_installed_and_list_their_flags():
         result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
         # absl prints the main module's flags for --help (and exits 1 by design)
         assert "USAGE" in result.stdout and flag in result.stdout, result.stderr[-2000:]
+
+
+# --model switches the backbone: presets of every kind, checkpoint directories -----------
+SHORT_RUN = ["--train_steps=2", "--batch_size=16", "--sequence_length=32",
+             "--vocabulary_size=400", "--log_every_steps=1"]
+
+
+def _checkpoint_directory(path, vocabulary=True):
+    """A kerlm save of a tiny encoder (random weights) with a WordPiece vocab.txt."""
+    from kerlm import models, preprocessing
+    words = "the good bad great not very movie film phone food service it was is".split()
+    tokens = preprocessing.RESERVED_TOKENS + words + list("abcdefghijklmnopqrstuvwxyz.,!'")
+    backbone = models.EncoderBackbone(vocabulary_size=len(tokens) + 4, num_layers=1,
+                                      hidden_dim=16, num_heads=2, intermediate_dim=32,
+                                      max_sequence_length=64)
+    backbone.save_to_preset(str(path))
+    if vocabulary:
+        preprocessing.save_vocabulary(tokens, str(path / "vocab.txt"))
+    return backbone, tokens
+
+
+def test_model_flag_switches_the_backbone(tmp_path):
+    """Decoder and encoder-decoder presets train through the same app into models that
+    evaluate and export accept; an unknown --model is one line naming the presets."""
+    runs = {name: str(tmp_path / name) for name in ("decoder_tiny", "encoder_decoder_tiny")}
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:  # two cores: overlap the imports
+        trained = [pool.submit(run_app, "train", f"--model={name}", *SHORT_RUN,
+                               f"--model_dir={model_dir}",
+                               *(["--pooling=last"] if name == "decoder_tiny" else []))
+                   for name, model_dir in runs.items()]
+        unknown = pool.submit(run_app, "train", "--model=nonexistent",
+                              f"--model_dir={tmp_path / 'unknown'}", check=False)
+        for future in trained:
+            assert "dev accuracy" in future.result().stdout
+        # each app loads model.keras in a fresh process (one app per model, to save time)
+        evaluated = pool.submit(run_app, "evaluate", f"--model_dir={runs['decoder_tiny']}",
+                                "--nobaseline")
+        exported = pool.submit(run_app, "export", f"--model_dir={runs['encoder_decoder_tiny']}",
+                               f"--export_dir={tmp_path / 'exports'}")
+        evaluated.result(), exported.result()
+        result = unknown.result()
+    for name, model_dir in runs.items():
+        with open(os.path.join(model_dir, "config.json")) as f:
+            assert json.load(f)["model"]["preset"] == name
+    with open(os.path.join(runs["decoder_tiny"], "test_metrics.json")) as f:
+        assert json.load(f)["model"]["num_examples"] == 299
+    assert (tmp_path / "exports" / "sentiment" / "1" / "saved_model.pb").exists()
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "'nonexistent' is neither a directory nor a preset" in error[0]
+    assert "decoder_tiny" in error[0] and "t5_small" in error[0]
+
+
+def _task(preset, **model):
+    from kerlm import config as config_lib
+    from kerlm import tasks
+    config = config_lib.apply_overrides(config_lib.Config(), {
+        "model.preset": preset, "model.sequence_length": 32, "model.vocabulary_size": 300,
+        **{f"model.{k}": v for k, v in model.items()}})
+    return tasks.get_task(config)
+
+
+def test_checkpoint_directory_keeps_its_weights_vocabulary_and_size(tmp_path):
+    import keras
+    from kerlm.data import uci_sentiment
+    backbone, tokens = _checkpoint_directory(tmp_path / "checkpoint")
+    task = _task(str(tmp_path / "checkpoint"), dropout=0.0)
+    task.prepare(uci_sentiment.load("train")[:50], str(tmp_path / "run"))
+    assert task.preprocessor.vocabulary == tokens
+    classifier = task.build_model()
+    assert classifier.backbone.vocabulary_size == backbone.vocabulary_size == len(tokens) + 4
+    for a, b in zip(backbone.weights, classifier.backbone.weights):
+        assert a.path == b.path
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    # name presets, architecture presets included, take the task's learned vocabulary
+    task = _task("bert_base", dropout=0.0)
+    task.prepare(uci_sentiment.load("train")[:50], str(tmp_path / "bert_run"))
+    assert len(task.preprocessor.vocabulary) < 300
+    classifier = task.build_model()  # (segment_ids: all 0)
+    assert classifier.backbone.vocabulary_size == len(task.preprocessor.vocabulary)
+    assert classifier.backbone.num_layers == 12
+
+
+def test_model_errors_are_config_errors_naming_the_model(tmp_path):
+    from kerlm.config import ConfigError
+    from kerlm.data import uci_sentiment
+    records = uci_sentiment.load("train")[:20]
+    _checkpoint_directory(tmp_path / "no_vocab", vocabulary=False)
+    with pytest.raises(ConfigError, match=re.escape(f"--model={tmp_path / 'no_vocab'} has no WordPiece")):
+        _task(str(tmp_path / "no_vocab")).prepare(records, str(tmp_path / "run"))
+    with pytest.raises(ConfigError, match="neither a directory nor a preset; presets: bart_base"):
+        _task("encoder_huge").prepare(records, str(tmp_path / "run"))
+    with pytest.raises(ConfigError, match="pooling=first is meaningless for --model=decoder_tiny"):
+        _task("decoder_tiny", pooling="first").prepare(records, str(tmp_path / "decoder_run"))
+    assert not (tmp_path / "decoder_run").exists()
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n")
+    task = _task(str(tmp_path / "empty"))
+    task.prepare(records, str(tmp_path / "run"))
+    with pytest.raises(ConfigError, match="empty has no config.json"):
+        task.build_model()
+
+
+def test_cased_checkpoint_vocabulary_keeps_the_case(tmp_path):
+    from kerlm import preprocessing
+    from kerlm.data import uci_sentiment
+    records = uci_sentiment.load("train")[:20]
+    for name, words, expected in [("cased", ["Good", "good"], [5]), ("uncased", ["good"], [5])]:
+        (tmp_path / name).mkdir()
+        preprocessing.save_vocabulary(preprocessing.RESERVED_TOKENS + words,
+                                      str(tmp_path / name / "vocab.txt"))
+        task = _task(str(tmp_path / name))
+        task.prepare(records, str(tmp_path / f"{name}_run"))
+        ids = task.preprocessor(np.array(["Good"]))["token_ids"].numpy()[0]
+        assert ids[1:2].tolist() == expected and task.preprocessor.lowercase == (name == "uncased")

@@ -65,3 +65,89 @@ def test_padding_does_not_change_classifier_output():
     long = {k: v[:1] for k, v in INPUTS.items()}
     np.testing.assert_allclose(keras.ops.convert_to_numpy(classifier(short)),
                                keras.ops.convert_to_numpy(classifier(long)), atol=1e-5)
+
+
+# The classifier on every backbone kind ----------------------------------------------------
+CLASSIFIER_CASES = [("encoder_tiny", "mean"), ("encoder_tiny", "first"), ("encoder_tiny", "last"),
+                    ("decoder_tiny", "mean"), ("decoder_tiny", "last"),
+                    ("encoder_decoder_tiny", "mean"), ("encoder_decoder_tiny", "first"),
+                    ("encoder_decoder_tiny", "last")]
+
+
+def _classifier(preset, pooling):
+    keras.utils.set_random_seed(1)
+    backbone = models.Backbone.from_preset(preset, vocabulary_size=50)
+    return heads.Classifier(backbone, num_classes=3, pooling=pooling)
+
+
+@pytest.mark.parametrize("preset,pooling", CLASSIFIER_CASES)
+def test_classifier_on_any_backbone_ignores_padding(preset, pooling):
+    classifier = _classifier(preset, pooling)
+    assert [i.name for i in keras.tree.flatten(classifier.inputs)] == ["padding_mask", "token_ids"]
+    logits = keras.ops.convert_to_numpy(classifier(INPUTS))
+    assert logits.shape == (2, 3) and logits.dtype == np.float32
+    for row, length in enumerate(INPUTS["padding_mask"].sum(axis=1)):
+        # each example alone without its padding, and with other token ids in the padding
+        short = {k: v[row:row + 1, :length] for k, v in INPUTS.items()}
+        noisy = {"token_ids": np.where(INPUTS["padding_mask"][row:row + 1] == 1,
+                                       INPUTS["token_ids"][row:row + 1], 17),
+                 "padding_mask": INPUTS["padding_mask"][row:row + 1]}
+        for variant in (short, noisy):
+            np.testing.assert_allclose(keras.ops.convert_to_numpy(classifier(variant))[0],
+                                       logits[row], atol=1e-5)
+
+
+@pytest.mark.parametrize("preset,pooling", [("decoder_tiny", "last"),
+                                            ("encoder_decoder_tiny", "first")])
+def test_classifier_round_trip_on_decoder_backbones(tmp_path, preset, pooling):
+    classifier = _classifier(preset, pooling)
+    path = str(tmp_path / "classifier.keras")
+    classifier.save(path)
+    restored = keras.saving.load_model(path)
+    assert type(restored.backbone) is type(classifier.backbone)
+    assert restored.pooling == pooling
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(classifier(INPUTS)),
+                                  keras.ops.convert_to_numpy(restored(INPUTS)))
+    # the whole backbone comes back, including an encoder-decoder's unused decoder
+    for a, b in zip(classifier.backbone.weights, restored.backbone.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+
+
+@pytest.mark.filterwarnings("ignore:Gradients do not exist for variables")  # the decoder's
+def test_encoder_decoder_classifier_shares_the_encoder_with_the_backbone():
+    backbone = models.Backbone.from_preset("encoder_decoder_tiny", vocabulary_size=50,
+                                           dropout=0.0)
+    classifier = heads.Classifier(backbone, num_classes=2, pooling="first", dropout=0.0)
+    encoder = keras.ops.convert_to_numpy(backbone({
+        "encoder_token_ids": INPUTS["token_ids"], "encoder_padding_mask": INPUTS["padding_mask"],
+        "decoder_token_ids": INPUTS["token_ids"][:, :2],
+        "decoder_padding_mask": INPUTS["padding_mask"][:, :2]})["encoder_sequence_output"])
+    dense = classifier.get_layer("logits")
+    expected = encoder[:, 0] @ keras.ops.convert_to_numpy(dense.kernel) + \
+        keras.ops.convert_to_numpy(dense.bias)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(classifier(INPUTS)), expected,
+                               atol=1e-5)
+    embedding = backbone.token_embedding.embeddings
+    assert any(w is embedding for w in classifier.trainable_weights)
+    # training the classifier moves the backbone's (shared) encoder weights
+    classifier.compile(optimizer=keras.optimizers.SGD(0.1),
+                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    before = keras.ops.convert_to_numpy(backbone.encoder_layers[0].ffn.weights[0])
+    classifier.train_on_batch(INPUTS, np.array([0, 1]))
+    after = keras.ops.convert_to_numpy(backbone.encoder_layers[0].ffn.weights[0])
+    assert not np.allclose(before, after)
+
+
+def test_classifier_pooling_errors_are_clear():
+    decoder = models.Backbone.from_preset("decoder_tiny", vocabulary_size=50)
+    with pytest.raises(ValueError, match="'first' is meaningless for a decoder-only"):
+        heads.Classifier(decoder, num_classes=2, pooling="first")
+    with pytest.raises(ValueError, match="mean, first, last"):
+        heads.Classifier(decoder, num_classes=2, pooling="max")
+
+
+def test_classifier_on_an_encoder_with_segments_takes_token_ids_and_padding_mask():
+    backbone = models.EncoderBackbone(vocabulary_size=50, num_layers=1, hidden_dim=8,
+                                      num_heads=2, intermediate_dim=16, num_segments=2)
+    classifier = heads.Classifier(backbone, num_classes=2, pooling="first")
+    assert tuple(classifier(INPUTS).shape) == (2, 2)

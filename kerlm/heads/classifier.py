@@ -1,41 +1,78 @@
-"""Sequence classification head on an already built encoder backbone."""
+"""Sequence classification head on an already built backbone of any kind."""
 
 import keras
+from keras import ops
 
-from kerlm.layers import MaskedMeanPooling
+from kerlm.layers import MaskedMeanPooling, TokenPooling
+from kerlm.models import DecoderBackbone, EncoderDecoderBackbone
+
+POOLINGS = ("mean", "first", "last")
 
 
 @keras.saving.register_keras_serializable(package="kerlm")
 class Classifier(keras.Model):
     """Logits over `num_classes` from a backbone's pooled sequence.
 
-    The head takes a built backbone (so several heads can share one), pools its
-    `sequence_output` (`pooling="mean"` over real tokens, or `"first"` for the first token's
-    pooled state, as in BERT), applies dropout and one dense layer. Logits are float32 even
-    under mixed precision.
+    The head takes a built backbone (so several heads can share one) of any kind, and its
+    inputs are always `token_ids` and `padding_mask` (int `[batch, length]`):
+
+    - `EncoderBackbone`: pools `sequence_output`; `"first"` takes BERT's `pooled_output`
+      (the first token through the backbone's tanh layer). A backbone with segments gets
+      `segment_ids` of 0 (one text per example).
+    - `DecoderBackbone`: pools the causal hidden states; `"last"` (the last real token, the
+      only one that has seen the whole text) is the natural choice; `"first"` is refused.
+    - `EncoderDecoderBackbone`: classifies from the encoder alone (`backbone.encode`), whose
+      weights stay shared with the backbone; `"first"` takes the first encoder state. The
+      decoder is unused (but kept, so that a saved classifier restores the whole backbone).
+
+    `pooling="mean"` averages over real tokens. Dropout and one dense layer follow; logits
+    are float32 even under mixed precision.
 
     Example:
     >>> import numpy as np
-    >>> from kerlm.models import EncoderBackbone
+    >>> from kerlm.models import DecoderBackbone, EncoderBackbone
+    >>> inputs = {"token_ids": np.array([[2, 7, 3, 0]]), "padding_mask": np.array([[1, 1, 1, 0]])}
     >>> backbone = EncoderBackbone(vocabulary_size=50, num_layers=1, hidden_dim=8,
     ...                            num_heads=2, intermediate_dim=16)
     >>> classifier = Classifier(backbone, num_classes=3)
-    >>> logits = classifier({"token_ids": np.array([[2, 7, 3, 0]]),
-    ...                      "padding_mask": np.array([[1, 1, 1, 0]])})
-    >>> tuple(logits.shape)
+    >>> tuple(classifier(inputs).shape)
+    (1, 3)
+    >>> decoder = DecoderBackbone(vocabulary_size=50, num_layers=1, hidden_dim=8,
+    ...                           num_heads=2, intermediate_dim=16)
+    >>> tuple(Classifier(decoder, num_classes=3, pooling="last")(inputs).shape)
     (1, 3)
     """
 
     def __init__(self, backbone, num_classes, pooling="mean", dropout=0.1, **kwargs):
-        if pooling not in ("mean", "first"):
-            raise ValueError(f"pooling must be 'mean' or 'first', got {pooling!r}")
-        inputs = backbone.input
-        outputs = backbone(inputs)
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
+        if pooling == "first" and isinstance(backbone, DecoderBackbone):
+            raise ValueError("pooling='first' is meaningless for a decoder-only (causal) "
+                             "backbone: its first token sees nothing after it; use 'last' "
+                             "or 'mean'")
+        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        padding_mask = keras.Input(shape=(None,), dtype="int32", name="padding_mask")
+        inputs = {"token_ids": token_ids, "padding_mask": padding_mask}
+        pooled = None
+        if isinstance(backbone, EncoderDecoderBackbone):
+            sequence = backbone.encode(token_ids, padding_mask)
+        elif isinstance(backbone, DecoderBackbone):
+            sequence = backbone(inputs)
+        else:  # an encoder: {"sequence_output", "pooled_output"}
+            features = dict(inputs)
+            if "segment_ids" in backbone.input:
+                features["segment_ids"] = ops.zeros_like(token_ids)
+            outputs = backbone(features)
+            sequence, pooled = outputs["sequence_output"], outputs.get("pooled_output")
+
         if pooling == "mean":
-            x = MaskedMeanPooling(dtype=backbone.dtype_policy, name="pooling")(
-                outputs["sequence_output"], inputs["padding_mask"])
+            x = MaskedMeanPooling(dtype=backbone.dtype_policy, name="pooling")(sequence,
+                                                                               padding_mask)
+        elif pooling == "first" and pooled is not None:
+            x = pooled
         else:
-            x = outputs["pooled_output"]
+            x = TokenPooling(pooling, dtype=backbone.dtype_policy, name="pooling")(
+                sequence, padding_mask)
         x = keras.layers.Dropout(dropout, name="classifier_dropout")(x)
         logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
         super().__init__(inputs=inputs, outputs=logits, **kwargs)

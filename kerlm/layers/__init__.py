@@ -4,12 +4,12 @@ from kerlm.layers.attention import MultiHeadAttention, merge_padding_and_attenti
 from kerlm.layers.embeddings import PositionEmbedding, SinusoidalPositionEncoding
 from kerlm.layers.feed_forward import FeedForward
 from kerlm.layers.normalization import RMSNormalization, normalization
-from kerlm.layers.pooling import MaskedMeanPooling
+from kerlm.layers.pooling import MaskedMeanPooling, TokenPooling
 from kerlm.layers.position import RelativePositionBias, apply_rotary, sinusoidal_encoding
 from kerlm.layers.transformer_decoder import TransformerDecoder
 from kerlm.layers.transformer_encoder import TransformerEncoder
 
 __all__ = ["MultiHeadAttention", "merge_padding_and_attention_mask", "PositionEmbedding",
            "SinusoidalPositionEncoding", "FeedForward", "RMSNormalization", "normalization",
-           "MaskedMeanPooling", "RelativePositionBias", "apply_rotary", "sinusoidal_encoding",
+           "MaskedMeanPooling", "TokenPooling", "RelativePositionBias", "apply_rotary", "sinusoidal_encoding",
            "TransformerDecoder", "TransformerEncoder"]

@@ -23,3 +23,42 @@ class MaskedMeanPooling(keras.layers.Layer):
 
     def compute_output_shape(self, inputs_shape, padding_mask_shape=None):
         return (inputs_shape[0], inputs_shape[-1])
+
+
+@keras.saving.register_keras_serializable(package="kerlm")
+class TokenPooling(keras.layers.Layer):
+    """The state of one token per example: the `"first"` or the `"last"` real one.
+
+    `"last"` picks the last position where `padding_mask` is 1 (the summary of everything
+    before it in a causal model); rows without real tokens give position 0.
+
+    Example:
+    >>> import numpy as np
+    >>> x = np.arange(8, dtype="float32").reshape(2, 4, 1)
+    >>> mask = np.array([[1, 1, 1, 0], [1, 0, 0, 0]])
+    >>> keras.ops.convert_to_numpy(TokenPooling("last")(x, mask)).ravel().tolist()
+    [2.0, 4.0]
+    >>> keras.ops.convert_to_numpy(TokenPooling("first")(x, mask)).ravel().tolist()
+    [0.0, 4.0]
+    """
+
+    def __init__(self, position="last", **kwargs):
+        super().__init__(**kwargs)
+        if position not in ("first", "last"):
+            raise ValueError(f"position must be 'first' or 'last', got {position!r}")
+        self.position = position
+
+    def call(self, inputs, padding_mask):
+        if self.position == "first":
+            return inputs[:, 0, :]
+        length = ops.shape(inputs)[1]
+        last = ops.max(ops.arange(length, dtype="int32")[None, :]
+                       * ops.cast(padding_mask, "int32"), axis=1)
+        # A one-hot contraction rather than a gather: exact, and the same on every backend.
+        return ops.einsum("bl,bld->bd", ops.one_hot(last, length, dtype=inputs.dtype), inputs)
+
+    def compute_output_shape(self, inputs_shape, padding_mask_shape=None):
+        return (inputs_shape[0], inputs_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "position": self.position}

@@ -1,13 +1,14 @@
 """Text classification (sentiment by default): raw text in, label and probabilities out."""
 
 import os
+import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from kerlm import heads, models, preprocessing
-from kerlm.config import ConfigError
+from kerlm.config import ConfigError, check_model
 from kerlm.data import readers, uci_sentiment
 from kerlm.data.classification import LabelVocabulary, texts_and_labels
 from kerlm.metrics import classification_report
@@ -61,12 +62,38 @@ class ClassificationTask(Task):
     def prepare(self, train_records, model_dir):
         text_field, label_field = self.fields()
         texts, _ = texts_and_labels(train_records, text_field, label_field)
+        model_config = self.config.model
+        if check_model(model_config.preset) == "directory":
+            vocabulary = self._checkpoint_vocabulary(model_config.preset)
+        else:
+            kind = models.presets.get_preset(model_config.preset)["class"]
+            if kind == "DecoderBackbone" and model_config.pooling == "first":
+                # refused before anything is written to model_dir (build_model checks again)
+                raise ConfigError(f"--pooling=first is meaningless for --model="
+                                  f"{model_config.preset}, a decoder-only (causal) backbone; "
+                                  "use --pooling=last or --pooling=mean")
+            vocabulary = preprocessing.learn_vocabulary(texts, model_config.vocabulary_size)
         self.labels = LabelVocabulary.from_records(train_records, label_field)
-        vocabulary = preprocessing.learn_vocabulary(texts, self.config.model.vocabulary_size)
         os.makedirs(model_dir, exist_ok=True)
         self.labels.save(os.path.join(model_dir, LABELS_FILE))
         preprocessing.save_vocabulary(vocabulary, os.path.join(model_dir, preprocessing.VOCABULARY_FILE))
         self._make_preprocessor(vocabulary)
+
+    @staticmethod
+    def _checkpoint_vocabulary(path):
+        """The WordPiece vocabulary a checkpoint directory carries, or a one-line ConfigError."""
+        from kerlm.models import checkpoints  # noqa: PLC0415 (only needed for directories)
+        vocabulary_file = checkpoints.wordpiece_vocabulary(path)
+        if vocabulary_file is None:
+            raise ConfigError(f"--model={path} has no WordPiece vocabulary (looked for "
+                              f"{', '.join(checkpoints.VOCABULARY_FILES)}), which the task "
+                              "needs to tokenize text for its backbone")
+        vocabulary = preprocessing.load_vocabulary(vocabulary_file)
+        missing = [t for t in preprocessing.RESERVED_TOKENS[:4] if t not in vocabulary]
+        if missing:
+            raise ConfigError(f"{vocabulary_file} lacks the special tokens {missing} that the "
+                              "task's [CLS] text [SEP] packing needs")
+        return vocabulary
 
     def restore(self, model_dir):
         self.labels = LabelVocabulary.load(os.path.join(model_dir, LABELS_FILE))
@@ -74,8 +101,12 @@ class ClassificationTask(Task):
             os.path.join(model_dir, preprocessing.VOCABULARY_FILE)))
 
     def _make_preprocessor(self, vocabulary):
+        # A vocabulary with upper-case pieces (a cased checkpoint's) is used as it is; one
+        # without (learned here, or an uncased checkpoint's) needs lower-cased input.
+        cased = any(token != token.lower() for token in vocabulary
+                    if not (token.startswith("[") and token.endswith("]")))
         self.preprocessor = preprocessing.WordPiecePreprocessor(
-            vocabulary, self.config.model.sequence_length)
+            vocabulary, self.config.model.sequence_length, lowercase=not cased)
 
     # Features -----------------------------------------------------------------------------
     def _features(self, texts):
@@ -102,13 +133,42 @@ class ClassificationTask(Task):
 
     # Model --------------------------------------------------------------------------------
     def build_model(self):
+        """The classifier on `--model`: a preset sized for the task's vocabulary, or a
+        checkpoint directory's backbone (its weights, vocabulary size and positions) as it is."""
         model_config = self.config.model
-        backbone = models.Backbone.from_preset(
-            model_config.preset, vocabulary_size=len(self.preprocessor.vocabulary),
-            dropout=model_config.dropout,
-            max_sequence_length=max(model_config.sequence_length, 16))
-        return heads.Classifier(backbone, num_classes=len(self.labels),
-                                pooling=model_config.pooling, dropout=model_config.dropout)
+        preset = model_config.preset
+        vocabulary_size = len(self.preprocessor.vocabulary)
+        if check_model(preset) == "preset":
+            backbone = models.Backbone.from_preset(
+                preset, vocabulary_size=vocabulary_size, dropout=model_config.dropout,
+                max_sequence_length=max(model_config.sequence_length, 16))
+        else:
+            try:
+                backbone = models.Backbone.from_preset(preset, dropout=model_config.dropout)
+            except ValueError as e:  # the loader's message names the directory
+                raise ConfigError(str(e).replace("\n", " ")) from e
+            self._check_checkpoint(backbone, vocabulary_size)
+        if isinstance(backbone, models.EncoderDecoderBackbone):
+            # The head classifies from the encoder; the decoder's weights get no gradients.
+            warnings.filterwarnings(
+                "ignore", message=r"Gradients do not exist for variables \['decoder_")
+        try:
+            return heads.Classifier(backbone, num_classes=len(self.labels),
+                                    pooling=model_config.pooling, dropout=model_config.dropout)
+        except ValueError as e:  # e.g. --pooling=first on a decoder-only backbone
+            raise ConfigError(f"--model={preset} --pooling={model_config.pooling}: {e}") from e
+
+    def _check_checkpoint(self, backbone, vocabulary_size):
+        model_config = self.config.model
+        size = getattr(backbone, "vocabulary_size", vocabulary_size)
+        if vocabulary_size > size:
+            raise ConfigError(f"--model={model_config.preset}: its vocabulary has "
+                              f"{vocabulary_size} pieces but the backbone embeds only {size}")
+        limit = getattr(backbone, "max_sequence_length", None)
+        if getattr(backbone, "position", "learned") == "learned" and limit and \
+                model_config.sequence_length > limit:
+            raise ConfigError(f"--sequence_length={model_config.sequence_length} exceeds the "
+                              f"{limit} positions of --model={model_config.preset}")
 
     def compile_args(self):
         return dict(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
