@@ -26,6 +26,9 @@ Part 2, per-token cost: kerlm (and keras-hub for reference) at batch 1 for 32, 6
 cost of the last tokens ((t(256) − t(128)) / 128). With a cache it must stay roughly flat;
 without one each step would rerun the whole prefix, so it would grow about linearly.
 
+Part 3 (reference): kerlm without a cache (`KerlmNoCache`: one full forward pass per new
+token), batch 1, 32 and 256 new tokens, to show what the cache saves.
+
     python bench/decode_speed.py [--batch_sizes 1,8] [--jit both|on|off] [--lengths 32,64,128,256]
 """
 
@@ -52,6 +55,9 @@ def parse_args(argv=None):
                         help="New-token counts of the per-token sweep (batch 1); '' skips it.")
     parser.add_argument("--sweep_models", default="kerlm,keras_hub",
                         help="Models in the per-token sweep.")
+    parser.add_argument("--no_cache_lengths", default="32,256",
+                        help="New-token counts for the no-cache reference (batch 1, XLA); '' "
+                             "skips it.")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--vocabulary_size", type=int, default=8192)
     parser.add_argument("--seed", type=int, default=0)
@@ -95,6 +101,37 @@ class KerasHub:
         out = self.model.generate({"token_ids": token_ids, "padding_mask": token_ids != 0},
                                   stop_token_ids=None)
         return out["token_ids"]
+
+
+class KerlmNoCache:
+    """Reference: kerlm greedy decoding without a cache, one full forward pass per new token.
+
+    Each step runs the backbone over the whole `[batch, max_length]` buffer (the causal mask
+    keeps later positions out; a fixed shape avoids retracing per length) and takes the logits
+    of the last real position; a prefix-only loop would do about half the work on average.
+    """
+
+    name = "kerlm_no_cache"
+
+    def __init__(self, kerlm):
+        self.backbone = kerlm.model.backbone
+        self.functions = {}
+
+    def generate(self, prompt, new_tokens, jit):
+        import tensorflow as tf
+        from keras import ops
+        if jit not in self.functions:
+            def step(ids, position):
+                hidden = self.backbone({"token_ids": ids, "padding_mask": ops.ones_like(ids)})
+                last = ops.take(hidden, position, axis=1)[:, None]
+                return ops.argmax(self.backbone.token_logits(last)[:, 0], axis=-1)
+            self.functions[jit] = tf.function(step, jit_compile=jit)
+        batch, prompt_len = prompt.shape
+        ids = np.zeros((batch, prompt_len + new_tokens), "int32")
+        ids[:, :prompt_len] = prompt
+        for i in range(prompt_len, prompt_len + new_tokens):
+            ids[:, i] = self.functions[jit](ids, np.int32(i - 1)).numpy()
+        return ids
 
 
 def timed(model, prompt, new_tokens, jit):
@@ -178,6 +215,13 @@ def main(argv=None):
                     ms_per_token_last=round(t1 / n1 * 1e3, 3),
                     growth=round((t1 / n1) / (t0 / n0), 3),
                     marginal_ms_per_token_last=round((t1 - u0) / (n1 - m0) * 1e3, 3)))
+    no_cache = []
+    if args.no_cache_lengths:
+        reference = KerlmNoCache(models[0])
+        jit = jits[0]
+        for n in [int(n) for n in args.no_cache_lengths.split(",") if n]:
+            no_cache += measure([reference], prompt, n, jit, 2, f"no cache jit={jit} n={n}")
+
     print("\nThroughput (greedy, KV cache, prompt "
           f"{args.prompt_len} + {args.new_tokens} new tokens):")
     print(f"{'model':10} {'batch':>5} {'XLA':>5} {'tok/s':>9} {'ms/step':>8} "
@@ -199,9 +243,15 @@ def main(argv=None):
             print(f"{g['model']} XLA={g['jit']}: {g['ms_per_token_first']:.2f} → "
                   f"{g['ms_per_token_last']:.2f} ms/token (× {g['growth']:.2f}); the last "
                   f"tokens cost {g['marginal_ms_per_token_last']:.2f} ms each (marginal)")
+    if no_cache:
+        print("Without a cache (kerlm, full forward per token, batch 1, XLA="
+              f"{no_cache[0]['jit']}): " + ", ".join(
+                  f"{r['new_tokens']} tokens {r['ms_per_token']:.2f} ms/token" for r in no_cache)
+              + f" (× {no_cache[-1]['ms_per_token'] / no_cache[0]['ms_per_token']:.1f})")
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
     print(json.dumps({"benchmark": "decode_speed", "config": vars(args),
-                      "throughput": throughput, "per_token": sweep, "per_token_growth": growth}))
+                      "throughput": throughput, "per_token": sweep, "per_token_growth": growth,
+                      "no_cache_reference": no_cache}))
 
 
 if __name__ == "__main__":

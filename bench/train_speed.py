@@ -41,7 +41,7 @@ decoder block (cross-attention query/output) and 2d² per decoder block on encod
 /work/shared/FIELD_NOTES.md).
 
     python bench/train_speed.py [--families bert,gpt,bart] [--precision float32|mixed_bfloat16|both]
-                                [--scenario full|padded|both] [--steps 20] [--models kerlm]
+                                [--scenario full|padded|both] [--steps 12] [--models kerlm]
 """
 
 import argparse
@@ -67,10 +67,10 @@ def parse_args(argv=None):
     parser.add_argument("--precision", default="both",
                         choices=["float32", "mixed_bfloat16", "both"])
     parser.add_argument("--scenario", default="full", choices=["full", "padded", "both"])
-    parser.add_argument("--steps", type=int, default=20,
+    parser.add_argument("--steps", type=int, default=12,
                         help="Timed steps per model, family, precision and scenario, split "
                              "over --repeats fits.")
-    parser.add_argument("--warmup", type=int, default=2,
+    parser.add_argument("--warmup", type=int, default=1,
                         help="Untimed steps after tracing (1 for a second scenario).")
     parser.add_argument("--repeats", type=int, default=4,
                         help="Timed fit calls per model, alternating between the models; the "
@@ -266,7 +266,7 @@ def run_family(family, precision, args, scenarios, model_names):
             start = time.perf_counter()
             built[name].fit(warm_ds, epochs=1, verbose=0, shuffle=False)
             warmup_s[name] = time.perf_counter() - start
-            print(f"[{tag}/{scenario}] {name}: warm-up fit ({warmup} steps"
+            print(f"[{tag}/{scenario}] {name}: warm-up fit ({warmup} step(s)"
                   f"{' + tracing' if index == 0 else ''}) {warmup_s[name]:.1f} s", flush=True)
         results = {name: [] for name in model_names}
         for repeat in range(args.repeats):

@@ -14,7 +14,7 @@ class TokenLogits(keras.layers.Layer):
     The projection is the backbone's tied token embedding; this layer owns no weights (it
     keeps a reference to the backbone's method, so the embedding is tracked once). For the
     tied default it runs as one 2-D matmul over `[batch × length, hidden]`: a 3-D einsum
-    becomes a broadcast batched matmul whose embedding gradient is 32 per-example products
+    becomes a broadcast batched matmul whose embedding gradient is one product per example
     plus a sum (12 % slower for the LM head's forward and backward here). The matmul runs in
     the hidden states' dtype (bfloat16 under `mixed_bfloat16`), then casts to float32. Not
     serializable on its own: heads rebuild it from their backbone.

@@ -179,6 +179,8 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def attend(self, q, k, v, mask=None, attention_bias=None, training=None):
         """Attention of `[batch, q, heads, dim]` queries over `[batch, k, kv_heads, dim]` keys."""
+        if q.shape[1] == 1:  # one query per sequence (cached decoding)
+            return self._attend_one(q, k, v, mask, attention_bias, training)
         groups = self.num_heads // self.num_key_value_heads
         if groups > 1:
             k, v = ops.repeat(k, groups, axis=2), ops.repeat(v, groups, axis=2)
@@ -192,6 +194,33 @@ class MultiHeadAttention(keras.layers.Layer):
         # dropout on the float32 probabilities, then cast: cheaper than in bfloat16 on CPU
         weights = dropout(ops.softmax(scores, axis=-1), self.dropout_layer, training)
         return ops.einsum("bhqk,bkhd->bqhd", ops.cast(weights, v.dtype), v)
+
+    def _attend_one(self, q, k, v, mask, attention_bias, training):
+        """`attend` for one query per sequence, as broadcast products and sums over the keys.
+
+        Keras' einsum lowering transposes the whole `[batch, keys, heads, dim]` key and value
+        cache into head-major order before a tiny batched matmul; under XLA each product +
+        sum here is one fused pass over the cache instead, and without XLA there are fewer
+        ops. Greedy decoding (bench/decode_speed.py): batch 8, 256 tokens, XLA 7.1–8.8 →
+        5.3–7.2 ms per step; batch 1, no XLA, 3.2–3.4 → 2.8 ms. Computed in float32.
+        """
+        batch, dtype = ops.shape(q)[0], q.dtype
+        kv_heads, groups = self.num_key_value_heads, self.num_heads // self.num_key_value_heads
+        q, k, v = (ops.cast(t, "float32") for t in (q, k, v))
+        if self.scale_scores:
+            q = q * (1.0 / self.key_dim ** 0.5)
+        # query head i uses key/value head i // groups (as `ops.repeat` in `attend`)
+        q = ops.reshape(q, (batch, 1, kv_heads, groups, self.key_dim))
+        scores = ops.sum(q * ops.expand_dims(k, 3), axis=-1)  # [batch, keys, kv_heads, groups]
+        scores = ops.reshape(scores, (batch, -1, self.num_heads))
+        if attention_bias is not None:  # [batch or 1, heads, 1, keys]
+            scores = scores + ops.transpose(ops.cast(attention_bias, "float32")[:, :, 0], (0, 2, 1))
+        if mask is not None:  # [batch or 1, 1, keys]
+            scores = ops.where(ops.transpose(mask, (0, 2, 1)), scores, -1e9)
+        weights = dropout(ops.softmax(scores, axis=1), self.dropout_layer, training)
+        weights = ops.reshape(weights, (batch, -1, kv_heads, groups, 1))
+        out = ops.sum(weights * ops.expand_dims(v, 3), axis=1)  # [batch, kv_heads, groups, dim]
+        return ops.cast(ops.reshape(out, (batch, 1, self.num_heads, self.key_dim)), dtype)
 
     def get_config(self):
         config = super().get_config()
