@@ -12,27 +12,17 @@ class TokenLogits(keras.layers.Layer):
     """Float32 logits over the vocabulary from hidden states: `backbone.token_logits`.
 
     The projection is the backbone's tied token embedding; this layer owns no weights (it
-    keeps a reference to the backbone's method, so the embedding is tracked once). For the
-    tied default it runs as one 2-D matmul over `[batch × length, hidden]`: a 3-D einsum
-    becomes a broadcast batched matmul whose embedding gradient is one product per example
-    plus a sum (12 % slower for the LM head's forward and backward here). The matmul runs in
-    the hidden states' dtype (bfloat16 under `mixed_bfloat16`), then casts to float32. Not
-    serializable on its own: heads rebuild it from their backbone.
+    keeps a reference to the backbone's method, so the embedding is tracked once). The matmul
+    runs in the hidden states' dtype (bfloat16 under `mixed_bfloat16`), then casts to
+    float32. Not serializable on its own: heads rebuild it from their backbone.
     """
 
     def __init__(self, backbone, **kwargs):
         super().__init__(**kwargs)
         self._token_logits = backbone.token_logits
-        tied = getattr(type(backbone).token_logits, "__qualname__", "") == "Backbone.token_logits"
-        self._embeddings = (lambda: backbone.token_embedding.embeddings) if tied else None
 
     def call(self, hidden):
-        if self._embeddings is None:
-            return ops.cast(self._token_logits(hidden), "float32")
-        embeddings = ops.cast(self._embeddings(), hidden.dtype)
-        shape = ops.shape(hidden)
-        logits = ops.einsum("nd,vd->nv", ops.reshape(hidden, (-1, shape[-1])), embeddings)
-        return ops.cast(ops.reshape(logits, tuple(shape[:-1]) + (-1,)), "float32")
+        return ops.cast(self._token_logits(hidden), "float32")
 
 
 @keras.saving.register_keras_serializable(package="kerlm")
