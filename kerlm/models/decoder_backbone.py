@@ -5,7 +5,7 @@ from keras import ops
 
 from kerlm.layers import TransformerDecoder
 from kerlm.models.backbone import (Backbone, EmbeddingStack, apply_blocks, block_options,
-                                   final_norm, token_embedding)
+                                   constructor_config, final_norm, token_embedding)
 
 
 @keras.saving.register_keras_serializable(package="kerlm")
@@ -40,7 +40,7 @@ class DecoderBackbone(Backbone):
                  num_key_value_heads=None, head_dim=None, use_bias=True, scale_scores=True,
                  position="learned", rotary_max_wavelength=10000.0, embedding_norm=False,
                  scale_embeddings=False, dtype=None, **kwargs):
-        config = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
+        config = constructor_config(locals())
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         padding_mask = keras.Input(shape=(None,), dtype="int32", name="padding_mask")
 

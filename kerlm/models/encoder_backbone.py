@@ -4,7 +4,8 @@ import keras
 
 from kerlm.layers import TransformerEncoder
 from kerlm.models.backbone import (Backbone, EmbeddingStack, apply_blocks, block_options,
-                                   final_norm, initializer, token_embedding)
+                                   constructor_config, final_norm, initializer,
+                                   token_embedding)
 
 
 @keras.saving.register_keras_serializable(package="kerlm")
@@ -36,7 +37,7 @@ class EncoderBackbone(Backbone):
                  scale_embeddings=False, dtype=None, **kwargs):
         if embedding_norm is None:  # post-LN stacks normalize their embeddings (BERT)
             embedding_norm = not norm_first
-        config = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
+        config = constructor_config(locals())
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         padding_mask = keras.Input(shape=(None,), dtype="int32", name="padding_mask")
         inputs = {"token_ids": token_ids, "padding_mask": padding_mask}

@@ -5,7 +5,7 @@ from keras import ops
 
 from kerlm.layers import TransformerDecoder, TransformerEncoder
 from kerlm.models.backbone import (Backbone, EmbeddingStack, apply_blocks, block_options,
-                                   final_norm, token_embedding)
+                                   constructor_config, final_norm, token_embedding)
 
 
 @keras.saving.register_keras_serializable(package="kerlm")
@@ -45,7 +45,7 @@ class EncoderDecoderBackbone(Backbone):
                  dtype=None, **kwargs):
         if embedding_norm is None:  # post-LN stacks normalize their embeddings (BART)
             embedding_norm = not norm_first
-        config = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
+        config = constructor_config(locals())
         inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name)
                   for name in ("encoder_token_ids", "encoder_padding_mask",
                                "decoder_token_ids", "decoder_padding_mask")}

@@ -11,19 +11,19 @@ import os
 BACKBONE_CLASSES = {}  # filled by kerlm.models.__init__ to avoid an import cycle
 
 
-def _sizes(cls, kind, extra=None):
+def _sizes(cls, kind):
     dims = {"tiny": (2, 128, 2, 512), "small": (4, 256, 4, 1024), "base": (12, 768, 12, 3072)}
+    side = ""
     if cls == "EncoderDecoderBackbone":
         dims["base"] = (6, 768, 12, 3072)
+        side = " each side"
     presets = {}
     for size, (layers, hidden, heads, ff) in dims.items():
         presets[f"{kind}_{size}"] = {
             "class": cls,
-            "description": f"{layers} layers{' each side' if 'Decoder' in cls and 'Encoder' in cls else ''}, "
-                           f"{hidden} d, {heads} heads, ff {ff}.",
+            "description": f"{layers} layers{side}, {hidden} d, {heads} heads, ff {ff}.",
             "config": dict(num_layers=layers, hidden_dim=hidden, num_heads=heads,
-                           intermediate_dim=ff, max_sequence_length=512, dropout=0.1,
-                           **(extra or {})),
+                           intermediate_dim=ff, max_sequence_length=512, dropout=0.1),
         }
     return presets
 
