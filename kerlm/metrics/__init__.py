@@ -1,5 +1,6 @@
 """Evaluation metrics computed outside the graph on whole evaluation sets."""
 
 from kerlm.metrics.classification import classification_report
+from kerlm.metrics.generation import bleu_chrf, generation_report, rouge
 
-__all__ = ["classification_report"]
+__all__ = ["classification_report", "bleu_chrf", "rouge", "generation_report"]
