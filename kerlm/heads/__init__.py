@@ -2,5 +2,6 @@
 
 from kerlm.heads.causal_lm import CausalLM
 from kerlm.heads.classifier import Classifier
+from kerlm.heads.seq2seq_lm import Seq2SeqLM
 
-__all__ = ["CausalLM", "Classifier"]
+__all__ = ["CausalLM", "Classifier", "Seq2SeqLM"]

@@ -93,12 +93,20 @@ class EncoderDecoderBackbone(Backbone):
         `self_cache` is empty, `[batch, layers, 2, max_length, kv_heads, head_dim]`;
         `cross_cache` holds every layer's projected encoder keys and values.
         """
+        return (self.init_self_cache(ops.shape(encoder_output)[0], max_length),
+                self.cross_cache(encoder_output))
+
+    def init_self_cache(self, batch_size, max_length):
+        """An empty decoder self-attention cache `[batch, layers, 2, max_length, kv, hd]`."""
         attention = self.decoder_layers[0].attention
-        shape = (ops.shape(encoder_output)[0], len(self.decoder_layers), 2, max_length,
+        shape = (batch_size, len(self.decoder_layers), 2, max_length,
                  attention.num_key_value_heads, attention.key_dim)
-        cross = ops.stack([block.cross_attention_cache(encoder_output)
-                           for block in self.decoder_layers], axis=1)
-        return ops.zeros(shape, dtype=self.compute_dtype), cross
+        return ops.zeros(shape, dtype=self.compute_dtype)
+
+    def cross_cache(self, encoder_output):
+        """Every decoder layer's cross-attention keys/values `[batch, layers, 2, len, kv, hd]`."""
+        return ops.stack([block.cross_attention_cache(encoder_output)
+                          for block in self.decoder_layers], axis=1)
 
     def call_decoder_with_cache(self, token_ids, self_cache, cross_cache, cache_index,
                                 encoder_padding_mask=None):
