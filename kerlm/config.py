@@ -27,6 +27,12 @@ class DataConfig:
     test_data: str = _field("", "Test file for evaluate.py. Empty: embedded test split.")
     text_field: str = _field("text", "Name of the text field (JSONL key or CSV/TSV column).")
     label_field: str = _field("label", "Name of the label field.")
+    source_lang: str = _field("en", "Translation: source language code, also the source "
+                                    "field's name in the data files (JSONL key or column).")
+    target_lang: str = _field("es", "Translation: target language code and field name. "
+                                    "Embedded data: en<->es (Bible), en<->de (Debian).")
+    document_field: str = _field("document", "Summarization: name of the document field.")
+    summary_field: str = _field("summary", "Summarization: name of the summary field.")
     skip_bad_rows: bool = _field(False, "Skip malformed rows (their count is printed) "
                                         "instead of stopping at the first one.")
 
@@ -38,10 +44,15 @@ class ModelConfig:
                          "for the task's learned vocabulary; or a checkpoint directory (kerlm "
                          "save, keras-hub preset, Hugging Face config.json + model.safetensors) "
                          "loaded with its weights and its WordPiece vocabulary.", flag="model")
-    sequence_length: int = _field(128, "Maximum tokens per example, special tokens included.")
-    vocabulary_size: int = _field(8000, "Target WordPiece vocabulary size (learned from the "
-                                        "training texts; small corpora give fewer). Ignored "
-                                        "when --model is a directory (its vocabulary is used).")
+    sequence_length: int = _field(128, "Maximum tokens per example (the source, for "
+                                       "seq2seq tasks), special tokens included.")
+    target_sequence_length: int = _field(64, "Seq2seq tasks: maximum target tokens in "
+                                             "training, and the default decoding length.")
+    vocabulary_size: int = _field(8000, "Vocabulary size learned from the training texts "
+                                        "(WordPiece for classification; one SentencePiece "
+                                        "model shared by source and target for seq2seq; "
+                                        "small corpora give fewer). Ignored when --model is "
+                                        "a directory (its vocabulary is used).")
     dropout: float = _field(0.1, "Dropout in the backbone and head.")
     pooling: str = _field("mean", "How the classifier pools the sequence: mean over real "
                                   "tokens, first token (encoders), last real token (the "
@@ -61,21 +72,44 @@ class TrainConfig:
                            choices=["default", "one_device", "mirrored"])
     mixed_precision: str = _field("float32", "Keras dtype policy.",
                                   choices=["float32", "mixed_bfloat16", "mixed_float16"])
+    label_smoothing: float = _field(0.0, "Seq2seq tasks: label smoothing of the token "
+                                         "cross-entropy.")
     seed: int = _field(42, "Seed for weights, shuffling and dropout.")
     log_every_steps: int = _field(25, "Log loss and tokens/s every N steps.")
 
 
-# Fields that may change when a run is resumed on the same model_dir.
+@dataclasses.dataclass
+class DecodeConfig:
+    sampler: str = _field("greedy", "Seq2seq decoding in evaluation, prediction and the "
+                                    "exported serving_default signature.",
+                          choices=["greedy", "beam", "top_k", "top_p", "random"])
+    beam_width: int = _field(4, "Beam search: number of beams.")
+    length_penalty: float = _field(0.6, "Beam search: GNMT length penalty exponent "
+                                        "(0: none; larger favours longer outputs).")
+    top_k: int = _field(50, "top_k sampling: sample among the k most likely tokens.")
+    top_p: float = _field(0.9, "top_p (nucleus) sampling: smallest token set with this "
+                               "probability mass.")
+    temperature: float = _field(1.0, "Sampling temperature (divides the logits).")
+    max_decode_length: int = _field(0, "Maximum generated tokens; 0: the model's "
+                                       "target_sequence_length.")
+    sampling_seed: int = _field(0, "Seed of the random samplers (reproducible draws).")
+
+
+# Fields that may change when a run is resumed on the same model_dir (decoding options
+# never change the trained weights).
 RESUMABLE_FIELDS = {"train.epochs", "train.train_steps", "train.log_every_steps",
-                    "train.strategy", "data.skip_bad_rows"}
+                    "train.strategy", "data.skip_bad_rows",
+                    *(f"decode.{f.name}" for f in dataclasses.fields(DecodeConfig))}
 
 
 @dataclasses.dataclass
 class Config:
-    task: str = _field("sentiment", "The task to train.", choices=["sentiment"])
+    task: str = _field("sentiment", "The task to train.",
+                       choices=["sentiment", "translation", "summarization"])
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    decode: DecodeConfig = dataclasses.field(default_factory=DecodeConfig)
 
     def to_dict(self):
         return dataclasses.asdict(self)

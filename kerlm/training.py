@@ -16,6 +16,7 @@ from kerlm.config import RESUMABLE_FIELDS, Config, ConfigError, apply_overrides,
 CHECKPOINT_DIR = "checkpoints"
 MODEL_FILE = "model.keras"
 LOG_DIR = "logs"
+PROGRESS = "progress"  # progress.json: optimizer steps done and fit time of the last run
 
 
 def configure_devices(num_cpu_devices=0):
@@ -163,11 +164,15 @@ def train(task, model_dir, strategy=None):
         keras.callbacks.TensorBoard(log_dir=log_dir),
         ProgressLogger(log_dir, config.train.log_every_steps, config.train.batch_size,
                        mean_tokens, total_steps),
+        *task.callbacks(log_dir),
     ]
+    start = time.perf_counter()
     model.fit(train_ds, validation_data=dev_ds, epochs=epochs,
               steps_per_epoch=steps_per_epoch if config.train.train_steps else None,
               callbacks=callbacks, verbose=2)
     save_model(model, model_dir)
+    write_report(model_dir, PROGRESS, {"steps": int(model.optimizer.iterations.numpy()),
+                                       "fit_seconds": round(time.perf_counter() - start, 1)})
     return model
 
 
@@ -184,6 +189,15 @@ def load_model(model_dir):
     if not os.path.exists(path):
         raise ConfigError(f"{path} not found: train a model into {model_dir} first")
     return keras.saving.load_model(path, compile=False)
+
+
+def trained_steps(model_dir):
+    """Optimizer steps the saved model was trained for (0 if unknown)."""
+    path = os.path.join(model_dir, f"{PROGRESS}.json")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return json.load(f)["steps"]
 
 
 def write_report(model_dir, name, report):

@@ -1,12 +1,13 @@
-"""Evaluate a trained run on its test (or dev) split, beside a bag-of-words baseline.
+"""Evaluate a trained run on its test (or dev) split, beside the task's simple baselines.
 
     python apps/evaluate.py --model_dir=runs/sentiment
 
-Writes `MODEL_DIR/<split>_metrics.json` and prints the headline figures. All
-hyper-parameters come from `MODEL_DIR/config.json`.
+Writes `MODEL_DIR/<split>_metrics.json`, TensorBoard scalars (and, for text-generating
+tasks, a table of source / reference / output examples) under `MODEL_DIR/logs/eval_<split>`,
+and prints the headline figures. All hyper-parameters come from `MODEL_DIR/config.json`.
 """
 
-import json
+import os
 
 from absl import flags
 
@@ -16,13 +17,31 @@ kerlm_flags.define_model_dir()
 flags.DEFINE_enum("split", "test", ["test", "dev"], "Which split of the run's data to score.")
 flags.DEFINE_string("data", None, "Score this file instead (same format and fields as the "
                     "run's training data).")
-flags.DEFINE_bool("baseline", True, "Also train and score the bag-of-words logistic "
-                  "regression baseline on the same training data.")
+flags.DEFINE_bool("baseline", True, "Also score the task's simple baselines (bag-of-words "
+                  "classifier; copy-source and word-by-word translation; lead-N summary).")
 FLAGS = flags.FLAGS
 
 
+def write_tensorboard(log_dir, report, step):
+    """Scalars of every numeric figure (`model/bleu`, `copy_source_baseline/bleu`, ...)
+    and the model's examples as a text table."""
+    import tensorflow as tf
+
+    from kerlm.tasks.seq2seq import write_examples
+
+    with tf.summary.create_file_writer(log_dir).as_default(step=step):
+        for who, metrics in report.items():
+            for name, value in metrics.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    tf.summary.scalar(f"{who}/{name}", value)
+        examples = report["model"].get("examples")
+        if examples:
+            write_examples(*zip(*[(e["source"], e["reference"], e["output"])
+                                  for e in examples]))
+
+
 def main(_):
-    from kerlm import baselines, config, data, tasks, training
+    from kerlm import config, data, tasks, training
 
     task = tasks.get_task(config.Config.load(FLAGS.model_dir))
     task.restore(FLAGS.model_dir)
@@ -33,14 +52,15 @@ def main(_):
         records = task.read(FLAGS.split) or task.read("dev")
     report = {"model": task.evaluate(training.load_model(FLAGS.model_dir), records)}
     if FLAGS.baseline:
-        report["bag_of_words_baseline"] = baselines.bag_of_words_report(
-            task, task.read("train"), records)
+        report.update(task.baseline_reports(task.read("train"), records))
     name = "data" if FLAGS.data else FLAGS.split
     path = training.write_report(FLAGS.model_dir, f"{name}_metrics", report)
+    write_tensorboard(os.path.join(FLAGS.model_dir, training.LOG_DIR, f"eval_{name}"), report,
+                      training.trained_steps(FLAGS.model_dir))
     for who, metrics in report.items():
-        print(f"{who:24s} accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}"
-              f"  ({metrics['num_examples']} examples)")
-    print(json.dumps(report["model"]["confusion_matrix"]), "confusion matrix (rows: true)")
+        print(f"{who:24s} {task.headline(metrics)}  ({metrics['num_examples']} examples)")
+    if "confusion_matrix" in report["model"]:
+        print(report["model"]["confusion_matrix"], "confusion matrix (rows: true)")
     print(f"Wrote {path}")
 
 

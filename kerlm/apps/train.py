@@ -32,7 +32,7 @@ def main(_):
     model = training.train(task, FLAGS.model_dir)
     report = task.evaluate(model, task.read("dev"))
     training.write_report(FLAGS.model_dir, "dev_metrics", report)
-    print(f"dev accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}")
+    print(f"dev {task.headline(report)}")
     if FLAGS.export_dir:
         print(f"Exported to {export.export_task(task, model, FLAGS.export_dir)}")
 

@@ -2,8 +2,10 @@
 
 from kerlm.tasks.base import Task
 from kerlm.tasks.classification import ClassificationTask
+from kerlm.tasks.seq2seq import Seq2SeqTask, SummarizationTask, TranslationTask
 
-TASKS = {"sentiment": ClassificationTask}
+TASKS = {"sentiment": ClassificationTask, "translation": TranslationTask,
+         "summarization": SummarizationTask}
 
 
 def get_task(config):
@@ -13,4 +15,5 @@ def get_task(config):
     return TASKS[config.task](config)
 
 
-__all__ = ["Task", "ClassificationTask", "TASKS", "get_task"]
+__all__ = ["Task", "ClassificationTask", "Seq2SeqTask", "SummarizationTask", "TranslationTask",
+           "TASKS", "get_task"]

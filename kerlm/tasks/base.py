@@ -55,6 +55,19 @@ class Task(abc.ABC):
         """A JSON-ready dict of metrics on `records`."""
 
     @abc.abstractmethod
+    def baseline_reports(self, train_records, records):
+        """`{name: report}`: the task's simple baselines, trained on `train_records` and
+        scored on `records` like `evaluate`."""
+
+    def callbacks(self, log_dir):
+        """Extra Keras callbacks for training (e.g. TensorBoard examples); none by default."""
+        return []
+
+    @abc.abstractmethod
+    def headline(self, report):
+        """One line with the main figures of an `evaluate` report."""
+
+    @abc.abstractmethod
     def predict(self, model, inputs):
         """Answers for raw inputs (e.g. a list of texts)."""
 

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerlm import heads, models, preprocessing
+from kerlm import baselines, heads, models, preprocessing
 from kerlm.config import ConfigError, check_model
 from kerlm.data import readers, uci_sentiment
 from kerlm.data.classification import LabelVocabulary, texts_and_labels
@@ -189,6 +189,13 @@ class ClassificationTask(Task):
         picked = probabilities[np.arange(len(label_ids)), label_ids]
         report["loss"] = float(-np.mean(np.log(np.maximum(picked, 1e-12))))
         return report
+
+    def baseline_reports(self, train_records, records):
+        return {"bag_of_words_baseline": baselines.bag_of_words_report(self, train_records,
+                                                                       records)}
+
+    def headline(self, report):
+        return f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}"
 
     def predict(self, model, inputs):
         """`[{"label": str, "probabilities": {label: float}}]` for a list of texts."""

@@ -1,0 +1,421 @@
+"""Text-to-text tasks (translation, summarization): raw text in, generated text out."""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerlm import heads, models
+from kerlm.config import ConfigError, check_model
+from kerlm.data import embedded, readers
+from kerlm.generation import get_sampler
+from kerlm.losses import SmoothedSparseCrossentropy
+from kerlm.metrics import generation_report
+from kerlm.preprocessing import sentencepiece
+from kerlm.preprocessing.sentencepiece import END_ID, START_ID, Seq2SeqPreprocessor
+from kerlm import seq2seq_baselines
+from kerlm.tasks.base import Task
+
+EXAMPLES = 4  # source / reference / output triples shown in reports and TensorBoard
+
+
+def bucketed_batches(lengths, batch_size, rng, pool_batches=64):
+    """Index batches of similar length: shuffle, sort pools of `pool_batches` batches by
+    length, cut them into batches, shuffle the batches. Padding per batch stays small and
+    there are exactly `ceil(len(lengths) / batch_size)` batches (pools are whole batches).
+
+    Example:
+    >>> batches = bucketed_batches([5, 1, 9, 2, 8, 3], 2, np.random.default_rng(0))
+    >>> sorted(sorted(int(i) for i in b) for b in batches)  # neighbours in length together
+    [[0, 5], [1, 3], [2, 4]]
+    """
+    order = rng.permutation(len(lengths))
+    lengths = np.asarray(lengths)
+    pool = batch_size * pool_batches
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = order[start:start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _pad(sequences, indices, multiple=8):
+    """`[len(indices), longest]` int32 array of `sequences[i]`, right-padded with 0 to a
+    multiple of `multiple` (fewer distinct shapes for the kernels to specialize on)."""
+    rows = [sequences[i] for i in indices]
+    longest = max(len(r) for r in rows)
+    out = np.zeros((len(rows), -(-longest // multiple) * multiple), "int32")
+    for row, ids in zip(out, rows):
+        row[:len(ids)] = ids
+    return out
+
+
+class Seq2SeqTask(Task):
+    """Shared machinery: a SentencePiece vocabulary for both sides, teacher-forced training
+    on an encoder-decoder backbone with label smoothing, length-bucketed batches, cached
+    decoding (any sampler of `kerlm.generation`), and a text → text SavedModel."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.preprocessor = None
+
+    # Data ---------------------------------------------------------------------------------
+    def fields(self):
+        """The (source, target) field names of the records this task reads."""
+        raise NotImplementedError
+
+    def _embedded(self, split):
+        raise NotImplementedError
+
+    def read(self, split):
+        data = self.config.data
+        path = {"train": data.train_data, "dev": data.eval_data, "test": data.test_data}[split]
+        if path:
+            return readers.read_records(path, list(self.fields()),
+                                        skip_bad_rows=data.skip_bad_rows)
+        if not data.train_data:
+            return self._embedded(split)
+        if split == "dev":
+            raise ConfigError("--eval_data is required when --train_data is set")
+        return None
+
+    def texts(self, records):
+        """`(sources, targets)` lists of strings."""
+        source, target = self.fields()
+        return ([r.fields[source] for r in records], [r.fields[target] for r in records])
+
+    # Assets -------------------------------------------------------------------------------
+    def prepare(self, train_records, model_dir):
+        if check_model(self.config.model.preset) == "directory":
+            raise ConfigError(f"--task={self.name} trains its encoder-decoder from scratch "
+                              "with a vocabulary learned on the training text; give a preset "
+                              "name for --model")
+        self._check_backbone_kind()
+        sources, targets = self.texts(train_records)
+        proto = sentencepiece.learn_sentencepiece(sources + targets,
+                                                  self.config.model.vocabulary_size)
+        os.makedirs(model_dir, exist_ok=True)
+        with open(os.path.join(model_dir, sentencepiece.MODEL_FILE), "wb") as f:
+            f.write(proto)
+        self._make_preprocessor(proto)
+
+    def _check_backbone_kind(self):
+        kind = models.presets.get_preset(self.config.model.preset)["class"]
+        if kind != "EncoderDecoderBackbone":
+            encdec = [p for p in models.list_presets()
+                      if models.presets.get_preset(p)["class"] == "EncoderDecoderBackbone"]
+            raise ConfigError(f"--task={self.name} needs an encoder-decoder backbone, but "
+                              f"--model={self.config.model.preset} is a {kind}; use one of "
+                              f"{', '.join(encdec)}")
+
+    def restore(self, model_dir):
+        path = os.path.join(model_dir, sentencepiece.MODEL_FILE)
+        with open(path, "rb") as f:
+            self._make_preprocessor(f.read())
+
+    def _make_preprocessor(self, proto):
+        model = self.config.model
+        self.preprocessor = Seq2SeqPreprocessor(proto, model.sequence_length,
+                                                model.target_sequence_length)
+
+    # Features -----------------------------------------------------------------------------
+    def _token_ids(self, texts, target):
+        """Lists of token ids (special tokens included) for each text, tokenized in chunks."""
+        out = []
+        for i in range(0, len(texts), 4096):
+            chunk = tf.constant(texts[i:i + 4096])
+            if target:
+                features, labels = self.preprocessor.targets(chunk)
+                ids, mask = labels.numpy(), features["decoder_padding_mask"].numpy()
+            else:
+                features = self.preprocessor(chunk)
+                ids, mask = (features["encoder_token_ids"].numpy(),
+                             features["encoder_padding_mask"].numpy())
+            out += [row[:n] for row, n in zip(ids, mask.sum(axis=1))]
+        return out
+
+    def _encoded(self, records):
+        """`(source_ids, label_ids)`: per example, `tokens </s>` for both sides."""
+        sources, targets = self.texts(records)
+        return self._token_ids(sources, False), self._token_ids(targets, True)
+
+    def dataset(self, records, training):
+        """`(features, labels, label mask)` batches of similar lengths (no padding to a fixed
+        length). Training batches are re-bucketed and reshuffled every epoch."""
+        source_ids, label_ids = self._encoded(records)
+        lengths = [len(s) + len(t) for s, t in zip(source_ids, label_ids)]
+        batch_size = self.config.train.batch_size
+        rng = np.random.default_rng(self.config.train.seed)
+
+        def batches():
+            if training:
+                order = bucketed_batches(lengths, batch_size, rng)
+            else:  # fixed, sorted by length: evaluation is fast and deterministic
+                by_length = np.argsort(lengths, kind="stable")
+                order = [by_length[i:i + batch_size] for i in range(0, len(lengths), batch_size)]
+            for indices in order:
+                encoder_ids, labels = _pad(source_ids, indices), _pad(label_ids, indices)
+                label_mask = (labels != 0).astype("int32")
+                decoder_ids = np.concatenate(
+                    [np.full((len(indices), 1), START_ID, "int32"), labels[:, :-1]], axis=1)
+                decoder_ids *= label_mask  # the end token is never a decoder input
+                yield ({"encoder_token_ids": encoder_ids,
+                        "encoder_padding_mask": (encoder_ids != 0).astype("int32"),
+                        "decoder_token_ids": decoder_ids, "decoder_padding_mask": label_mask},
+                       labels, label_mask)
+
+        matrix = tf.TensorSpec([None, None], tf.int32)
+        spec = ({name: matrix for name in ("encoder_token_ids", "encoder_padding_mask",
+                                           "decoder_token_ids", "decoder_padding_mask")},
+                matrix, matrix)
+        ds = tf.data.Dataset.from_generator(batches, output_signature=spec)
+        ds = ds.apply(tf.data.experimental.assert_cardinality(
+            -(-len(records) // batch_size)))
+        return ds.prefetch(4)
+
+    def mean_tokens(self, records):
+        source_ids, label_ids = self._encoded(records)
+        return float(np.mean([len(s) + len(t) for s, t in zip(source_ids, label_ids)]))
+
+    # Model --------------------------------------------------------------------------------
+    def build_model(self):
+        model = self.config.model
+        self._check_backbone_kind()
+        backbone = models.Backbone.from_preset(
+            model.preset, vocabulary_size=self.preprocessor.vocabulary_size,
+            dropout=model.dropout,
+            max_sequence_length=max(model.sequence_length, self.max_decode_length(), 16))
+        return heads.Seq2SeqLM(backbone)
+
+    def compile_args(self):
+        import keras_hub  # noqa: PLC0415
+
+        return dict(loss=SmoothedSparseCrossentropy(self.config.train.label_smoothing),
+                    weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(
+                        name="token_accuracy")],
+                    metrics=[keras_hub.metrics.Perplexity(from_logits=True, mask_token_id=0,
+                                                          name="perplexity")])
+
+    # Decoding -----------------------------------------------------------------------------
+    def max_decode_length(self):
+        """Most tokens a target may have, the start token included."""
+        decode = self.config.decode
+        return (decode.max_decode_length or self.config.model.target_sequence_length - 1) + 1
+
+    def sampler(self, name=None):
+        decode = self.config.decode
+        return get_sampler(name or decode.sampler, beam_width=decode.beam_width,
+                           length_penalty=decode.length_penalty, top_k=decode.top_k,
+                           top_p=decode.top_p, temperature=decode.temperature,
+                           seed=decode.sampling_seed)
+
+    def decode_graph(self, model, text, sampler, max_lengths=None):
+        """Strings → generated strings, in TensorFlow ops (what the SavedModel runs).
+
+        `max_lengths` (int32 `[batch]`, optional) caps each output's generated tokens.
+        """
+        features = self.preprocessor(text)
+        batch_size = tf.shape(text)[0]
+        limit = self.max_decode_length()
+        if max_lengths is not None:
+            max_lengths = tf.clip_by_value(tf.cast(max_lengths, tf.int32), 1, limit - 1)
+            limit = tf.reduce_max(max_lengths) + 1
+        prompt = tf.pad(tf.fill([batch_size, 1], START_ID), [[0, 0], [0, limit - 1]])
+        prompt_mask = tf.pad(tf.ones([batch_size, 1], tf.bool), [[0, 0], [0, limit - 1]])
+        token_ids, mask = model._generate_step(prompt, prompt_mask, 1, (END_ID,), sampler,
+                                               inputs=features)
+        if max_lengths is not None:
+            mask = tf.logical_and(mask, tf.range(limit)[None] <= max_lengths[:, None])
+        return self.preprocessor.detokenize(tf.where(mask, token_ids, 0))
+
+    def _decode_function(self, model):
+        """The traced `serving_default` function, kept per model (traced once)."""
+        cache = getattr(self, "_serving", None)
+        if cache is None or cache[0] is not model:
+            self._serving = (model, self.serving_functions(model)[0]["serving_default"])
+        return self._serving[1]
+
+    def generate(self, model, texts, batch_size=None):
+        """Generated strings for `texts`, through the graph the SavedModel exports. Texts
+        are decoded in batches of similar length; results come back in input order."""
+        serve = self._decode_function(model)
+        batch_size = batch_size or self.config.train.batch_size
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        outputs = [None] * len(texts)
+        for start in range(0, len(texts), batch_size):
+            indices = order[start:start + batch_size]
+            result = serve(tf.constant([texts[i] for i in indices]))["text"].numpy()
+            for i, text in zip(indices, result):
+                outputs[i] = text.decode("utf-8")
+        return outputs
+
+    # Evaluation and prediction ------------------------------------------------------------
+    def metric_names(self):
+        """Which generation metrics the task reports ("bleu" and/or "rouge")."""
+        raise NotImplementedError
+
+    def teacher_forced(self, model, records):
+        """Token accuracy and perplexity of the references under teacher forcing."""
+        nll = correct = count = 0.0
+        for features, labels, mask in self.dataset(records, training=False):
+            logits = model(features, training=False)
+            log_probs = tf.nn.log_softmax(logits, axis=-1)
+            picked = tf.gather(log_probs, labels, batch_dims=2)
+            mask = tf.cast(mask, tf.float32)
+            nll -= float(tf.reduce_sum(picked * mask))
+            hits = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels),
+                           tf.float32)
+            correct += float(tf.reduce_sum(hits * mask))
+            count += float(tf.reduce_sum(mask))
+        return {"token_accuracy": correct / count, "perplexity": float(np.exp(nll / count))}
+
+    def evaluate(self, model, records):
+        sources, references = self.texts(records)
+        outputs = self.generate(model, sources)
+        report = generation_report(outputs, references, metrics=self.metric_names())
+        report.update(self.teacher_forced(model, records))
+        report["decoding"] = self.decoding_description()
+        report["examples"] = [{"source": s, "reference": r, "output": o}
+                              for s, r, o in zip(sources, references, outputs)][:EXAMPLES]
+        return report
+
+    def decoding_description(self):
+        decode = self.config.decode
+        details = {"beam": f"beam width {decode.beam_width}, length penalty "
+                           f"{decode.length_penalty}",
+                   "top_k": f"k={decode.top_k}, temperature {decode.temperature}",
+                   "top_p": f"p={decode.top_p}, temperature {decode.temperature}",
+                   "random": f"temperature {decode.temperature}"}.get(decode.sampler)
+        text = decode.sampler + (f" ({details})" if details else "")
+        return f"{text}, at most {self.max_decode_length() - 1} tokens"
+
+    def baseline_reports(self, train_records, records):
+        """`{name: report}` of the task's simple baselines on `records`."""
+        raise NotImplementedError
+
+    def callbacks(self, log_dir):
+        return [GenerationExamples(self, self.read("dev")[:EXAMPLES], log_dir)]
+
+    def headline(self, report):
+        """One line of the report's main figures."""
+        keys = [k for k in ("bleu", "chrf", "rouge1", "rouge2", "rougeL", "token_accuracy",
+                            "perplexity") if k in report]
+        return "  ".join(f"{k} {report[k]:.2f}" for k in keys)
+
+    def predict(self, model, inputs):
+        """`[{"output": str}]` for a list of source texts."""
+        return [{"output": text} for text in self.generate(model, list(inputs))]
+
+    # Export -------------------------------------------------------------------------------
+    def serving_functions(self, model):
+        """`serving_default` (text → text with the configured decoding), `greedy` and
+        `beam_search` (text and a per-example `max_length` → text)."""
+        default = self.sampler()
+        greedy = self.sampler("greedy")
+        beam = self.sampler("beam")
+        text_spec = tf.TensorSpec([None], tf.string, name="text")
+        length_spec = tf.TensorSpec([None], tf.int32, name="max_length")
+
+        @tf.function(input_signature=[text_spec])
+        def serve(text):
+            return {"text": self.decode_graph(model, text, default)}
+
+        @tf.function(input_signature=[text_spec, length_spec])
+        def serve_greedy(text, max_length):
+            return {"text": self.decode_graph(model, text, greedy, max_length)}
+
+        @tf.function(input_signature=[text_spec, length_spec])
+        def serve_beam(text, max_length):
+            return {"text": self.decode_graph(model, text, beam, max_length)}
+
+        samplers = keras.layers.Layer(name="samplers")  # tracks the samplers' seed variables
+        samplers.seeds = [v for s in (default, greedy, beam) for v in s.variables]
+        samplers.built = True
+        return ({"serving_default": serve, "greedy": serve_greedy, "beam_search": serve_beam},
+                [self.preprocessor, samplers])
+
+
+class GenerationExamples(keras.callbacks.Callback):
+    """At each epoch end, TensorBoard text: a few dev sources, references and outputs."""
+
+    def __init__(self, task, records, log_dir):
+        super().__init__()
+        self.task, self.records = task, records
+        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "validation"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        sources, references = self.task.texts(self.records)
+        outputs = self.task.generate(self.model, sources)
+        with self.writer.as_default(step=int(self.model.optimizer.iterations.numpy())):
+            write_examples(sources, references, outputs)
+        self.writer.flush()
+
+
+def write_examples(sources, references, outputs, name="examples"):
+    """A markdown table of examples as a TensorBoard text summary (default writer)."""
+    def cell(text):
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    rows = ["| source | reference | output |", "|---|---|---|"]
+    rows += [f"| {cell(s)} | {cell(r)} | {cell(o)} |"
+             for s, r, o in zip(sources, references, outputs)]
+    tf.summary.text(name, "\n".join(rows))
+
+
+class TranslationTask(Seq2SeqTask):
+    """Translate `--source_lang` text into `--target_lang`; the data files' fields are
+    named by language code (`{"en": ..., "es": ...}`). Without files it trains on the
+    embedded Bible verses (en↔es) or Debian package descriptions (en↔de)."""
+
+    name = "translation"
+
+    def fields(self):
+        return self.config.data.source_lang, self.config.data.target_lang
+
+    def _embedded(self, split):
+        try:
+            return embedded.translation_pairs(*self.fields(), split)
+        except ValueError as e:
+            raise ConfigError(f"{e} (or give --train_data/--eval_data)") from e
+
+    def metric_names(self):
+        return ("bleu",)
+
+    def baseline_reports(self, train_records, records):
+        """Copy-source, and word-by-word with a Dice dictionary from the training pairs."""
+        sources, references = self.texts(records)
+        word_by_word = seq2seq_baselines.WordByWord().fit(*self.texts(train_records))
+        return {name: generation_report(outputs, references, metrics=("bleu",))
+                for name, outputs in (("copy_source_baseline", sources),
+                                      ("word_by_word_baseline",
+                                       word_by_word.translate(sources)))}
+
+
+class SummarizationTask(Seq2SeqTask):
+    """Summarize `--document_field` into `--summary_field`. Without files it trains on the
+    embedded Debian package descriptions → one-line synopses."""
+
+    name = "summarization"
+
+    def fields(self):
+        return self.config.data.document_field, self.config.data.summary_field
+
+    def _embedded(self, split):
+        records = embedded.summarization(split)
+        if self.fields() != ("document", "summary"):
+            raise ConfigError("--document_field/--summary_field name fields of your own files;"
+                              " give --train_data and --eval_data with them")
+        return records
+
+    def metric_names(self):
+        return ("rouge",)
+
+    def baseline_reports(self, train_records, records):
+        """Lead-N words of the document, N chosen by ROUGE-L on the dev split."""
+        n, _ = seq2seq_baselines.choose_lead_n(*self.texts(self.read("dev")))
+        sources, references = self.texts(records)
+        report = generation_report(seq2seq_baselines.lead_words(sources, n), references,
+                                   metrics=("rouge",))
+        return {f"lead_{n}_baseline": report}
