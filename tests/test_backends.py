@@ -1,4 +1,5 @@
-"""The backbones give the same numbers on the JAX backend as on TensorFlow.
+"""The backbones give the same numbers on the JAX backend as on TensorFlow, and generation
+(greedy and beam search, XLA-compiled, for a causal and a seq2seq LM) the same tokens.
 
 This process (TensorFlow backend) builds one tiny model of each backbone kind, saves it as
 `.keras` and computes a padded forward pass and, for the decoders, a token-by-token cached
@@ -72,8 +73,32 @@ def _decode(step, tokens, cache, *args):
     return result
 
 
-def outputs(backbone):
-    """`{name: array}`: the forward pass with padding and, for decoders, a cached decode."""
+GENERATE = {"decoder", "encoder_decoder"}  # cases that also run generate (greedy, beam)
+
+
+def generations(backbone):
+    """Token ids of XLA-compiled greedy and beam-search generation with a stop token."""
+    from kerlm.heads import CausalLM, Seq2SeqLM
+    result = {}
+    for sampler, options in (("greedy", {}), ("beam", {"beam_width": 3, "length_penalty": 0.6})):
+        if isinstance(backbone, models.DecoderBackbone):
+            out = CausalLM(backbone).generate({"token_ids": TOKENS[:, :3],
+                                               "padding_mask": MASK[:, :3]}, max_length=10,
+                                              stop_token_ids=[5], sampler=sampler, **options)
+        else:
+            out = Seq2SeqLM(backbone).generate({"encoder_token_ids": TOKENS,
+                                                "encoder_padding_mask": MASK}, max_length=8,
+                                               start_token_id=2, stop_token_ids=[5],
+                                               sampler=sampler, **options)
+        result[f"generate_{sampler}"] = out["token_ids"].astype("float32")
+    return result
+
+
+def outputs(backbone, generate=False):
+    """`{name: array}`: the forward pass with padding and, for decoders, a cached decode
+    (and with `generate`, generated token ids)."""
+    if generate:
+        return {**outputs(backbone), **generations(backbone)}
     if isinstance(backbone, models.EncoderBackbone):
         inputs = {"token_ids": TOKENS, "padding_mask": MASK}
         if backbone.num_segments:
@@ -102,7 +127,8 @@ def _run_saved_models(directory):
     """Load every `NAME.keras` in `directory` and write `NAME.npz` of its outputs."""
     for name in CASES:
         backbone = keras.saving.load_model(os.path.join(directory, f"{name}.keras"))
-        np.savez(os.path.join(directory, f"{name}.npz"), **outputs(backbone))
+        np.savez(os.path.join(directory, f"{name}.npz"),
+                 **outputs(backbone, generate=name in GENERATE))
 
 
 def test_backbones_match_between_tensorflow_and_jax(tmp_path):
@@ -112,7 +138,7 @@ def test_backbones_match_between_tensorflow_and_jax(tmp_path):
         keras.utils.set_random_seed(len(name))
         backbone = getattr(models, cls)(**{**DIMS, "dropout": 0.0, **options})
         backbone.save(str(tmp_path / f"{name}.keras"))
-        expected[name] = outputs(backbone)
+        expected[name] = outputs(backbone, generate=name in GENERATE)
 
     result = subprocess.run(
         [sys.executable, os.path.abspath(__file__), str(tmp_path)], capture_output=True,
