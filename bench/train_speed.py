@@ -9,8 +9,8 @@ script checks):
   gpt   kerlm `DecoderBackbone` + `heads.CausalLM` vs keras_hub `GPT2Backbone` +
         `GPT2CausalLM(preprocessor=None)`; both tie the logits to the token embedding;
         causal LM loss (x = ids[:, :T], y = ids[:, 1:], sample_weight = padding mask).
-  bart  kerlm `EncoderDecoderBackbone` + tied LM logits on the decoder output
-        (`heads.causal_lm.TokenLogits`) vs keras_hub `BartBackbone` +
+  bart  kerlm `EncoderDecoderBackbone` + `heads.Seq2SeqLM` (tied LM logits on the decoder
+        output) vs keras_hub `BartBackbone` +
         `BartSeq2SeqLM(preprocessor=None)`; encoder and decoder sequences both `--seq_len`;
         LM loss on the decoder.
 Both models of a family train through `model.fit` (no XLA unless `--jit_compile`) with the
@@ -90,9 +90,7 @@ def parse_args(argv=None):
 # --- models -------------------------------------------------------------------------------
 
 def build_kerlm(family, vocabulary_size):
-    import keras
     from kerlm import heads, models
-    from kerlm.heads.causal_lm import TokenLogits
     if family == "bert":
         backbone = models.Backbone.from_preset("encoder_small", vocabulary_size=vocabulary_size,
                                                dropout=0.1, num_segments=2)
@@ -103,10 +101,7 @@ def build_kerlm(family, vocabulary_size):
     else:
         backbone = models.EncoderDecoderBackbone(vocabulary_size=vocabulary_size, dropout=0.1,
                                                  **DIMS)
-        inputs = backbone.input
-        logits = TokenLogits(backbone, dtype=backbone.dtype_policy, name="token_logits")(
-            backbone(inputs)["decoder_sequence_output"])
-        model = keras.Model(inputs, logits, name="kerlm_seq2seq_lm")
+        model = heads.Seq2SeqLM(backbone)
     for key, value in DIMS.items():
         assert getattr(backbone, key) == value, (key, getattr(backbone, key), value)
     return backbone, model

@@ -2,6 +2,10 @@
 
     python apps/predict.py --model_dir=runs/sentiment --text="Great phone" --text="Awful."
     echo "Great phone" | python apps/predict.py --model_dir=runs/sentiment --input_file=-
+    python apps/predict.py --model_dir=runs/translation_en_es --text="God is love."
+
+Classification answers `{"text", "label", "probabilities"}`; translation and
+summarization `{"text", "output"}`, decoded as the run's config says (`--sampler`, ...).
 """
 
 import json
@@ -12,7 +16,7 @@ from absl import app, flags
 from kerlm.apps import flags as kerlm_flags
 
 kerlm_flags.define_model_dir()
-flags.DEFINE_multi_string("text", [], "A text to classify (repeat the flag for several).")
+flags.DEFINE_multi_string("text", [], "A text to answer (repeat the flag for several).")
 flags.DEFINE_string("input_file", None, "A file with one text per line ('-' for stdin).")
 FLAGS = flags.FLAGS
 

@@ -5,4 +5,7 @@ Pure Python: nothing here imports TensorFlow.
 - :mod:`kerlm.data.readers`: ``read_records``, ``Record``, ``DataError``.
 - :mod:`kerlm.data.classification`: ``LabelVocabulary``, ``texts_and_labels``.
 - :mod:`kerlm.data.uci_sentiment`: the embedded UCI sentiment sentences, ``load()``.
+- :mod:`kerlm.data.bible_en_es`, :mod:`kerlm.data.debian_en_de`,
+  :mod:`kerlm.data.debian_summaries`: embedded translation and summarization pairs, split
+  so that near-duplicates never cross splits; :mod:`kerlm.data.embedded` picks one by task.
 """

@@ -4,28 +4,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerlm.generation import GenerationMixin
-
-
-class TokenLogits(keras.layers.Layer):
-    """Float32 logits over the vocabulary from hidden states: `backbone.token_logits`.
-
-    The projection is the backbone's tied token embedding; this layer owns no weights (it
-    keeps a reference to the backbone's method, so the embedding is tracked once). The matmul
-    runs in the hidden states' dtype (bfloat16 under `mixed_bfloat16`), then casts to
-    float32. Not serializable on its own: heads rebuild it from their backbone.
-    """
-
-    def __init__(self, backbone, **kwargs):
-        super().__init__(**kwargs)
-        self._token_logits = backbone.token_logits
-
-    def call(self, hidden):
-        return ops.cast(self._token_logits(hidden), "float32")
+from kerlm.heads.language_model import LanguageModel
 
 
 @keras.saving.register_keras_serializable(package="kerlm")
-class CausalLM(GenerationMixin, keras.Model):
+class CausalLM(LanguageModel):
     """Next-token logits from a `DecoderBackbone`, and KV-cached generation.
 
     A functional model: the inputs are the backbone's dict (`token_ids`, `padding_mask`), the
@@ -49,23 +32,6 @@ class CausalLM(GenerationMixin, keras.Model):
     >>> out["token_ids"].shape, out["token_ids"][0, :3].tolist()
     ((1, 6), [5, 6, 7])
     """
-
-    def __init__(self, backbone, **kwargs):
-        inputs = backbone.input
-        logits = TokenLogits(backbone, dtype=backbone.dtype_policy, name="token_logits")(
-            backbone(inputs))
-        super().__init__(inputs=inputs, outputs=logits, **kwargs)
-        self.backbone = backbone
-
-    def get_config(self):
-        return {"name": self.name, "trainable": self.trainable,
-                "backbone": keras.layers.serialize(self.backbone)}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.layers.deserialize(config["backbone"])
-        return cls(**config)
 
     # --- generation -------------------------------------------------------------------------
 

@@ -4,12 +4,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerlm.generation import GenerationMixin
-from kerlm.heads.causal_lm import TokenLogits
+from kerlm.heads.language_model import LanguageModel
 
 
 @keras.saving.register_keras_serializable(package="kerlm")
-class Seq2SeqLM(GenerationMixin, keras.Model):
+class Seq2SeqLM(LanguageModel):
     """Next-target-token logits from an `EncoderDecoderBackbone`, and generation.
 
     A functional model on the backbone's four inputs (`encoder_token_ids`,
@@ -34,22 +33,7 @@ class Seq2SeqLM(GenerationMixin, keras.Model):
     ((1, 5), 2)
     """
 
-    def __init__(self, backbone, **kwargs):
-        inputs = backbone.input
-        hidden = backbone(inputs)["decoder_sequence_output"]
-        logits = TokenLogits(backbone, dtype=backbone.dtype_policy, name="token_logits")(hidden)
-        super().__init__(inputs=inputs, outputs=logits, **kwargs)
-        self.backbone = backbone
-
-    def get_config(self):
-        return {"name": self.name, "trainable": self.trainable,
-                "backbone": keras.layers.serialize(self.backbone)}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.layers.deserialize(config["backbone"])
-        return cls(**config)
+    hidden_output = "decoder_sequence_output"
 
     def generate(self, inputs, max_length, start_token_id, stop_token_ids=None,
                  sampler="greedy", jit_compile=True, pad_token_id=0, **sampler_options):

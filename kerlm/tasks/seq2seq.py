@@ -52,6 +52,28 @@ def _pad(sequences, indices, multiple=8):
     return out
 
 
+def batch_features(source_ids, label_ids, indices, multiples=(8, 8)):
+    """`(features, labels, label_mask)` for teacher forcing on examples `indices`: encoder
+    ids, decoder inputs `<s> y[:-1]`, labels `y` (ending in `</s>`); each side padded to a
+    multiple of `multiples` (a multiple ≥ every length gives a fixed width).
+
+    Example:
+    >>> x, labels, mask = batch_features([[7, 3]], [[5, 6, 3]], [0], multiples=(4, 4))
+    >>> x["encoder_token_ids"].tolist(), x["decoder_token_ids"].tolist(), labels.tolist()
+    ([[7, 3, 0, 0]], [[2, 5, 6, 0]], [[5, 6, 3, 0]])
+    """
+    encoder_ids = _pad(source_ids, indices, multiples[0])
+    labels = _pad(label_ids, indices, multiples[1])
+    label_mask = (labels != 0).astype("int32")
+    decoder_ids = np.concatenate(
+        [np.full((len(indices), 1), START_ID, "int32"), labels[:, :-1]], axis=1)
+    decoder_ids *= label_mask  # the end token is never a decoder input
+    return ({"encoder_token_ids": encoder_ids,
+             "encoder_padding_mask": (encoder_ids != 0).astype("int32"),
+             "decoder_token_ids": decoder_ids, "decoder_padding_mask": label_mask},
+            labels, label_mask)
+
+
 class Seq2SeqTask(Task):
     """Shared machinery: a SentencePiece vocabulary for both sides, teacher-forced training
     on an encoder-decoder backbone with label smoothing, length-bucketed batches, cached
@@ -156,15 +178,7 @@ class Seq2SeqTask(Task):
                 by_length = np.argsort(lengths, kind="stable")
                 order = [by_length[i:i + batch_size] for i in range(0, len(lengths), batch_size)]
             for indices in order:
-                encoder_ids, labels = _pad(source_ids, indices), _pad(label_ids, indices)
-                label_mask = (labels != 0).astype("int32")
-                decoder_ids = np.concatenate(
-                    [np.full((len(indices), 1), START_ID, "int32"), labels[:, :-1]], axis=1)
-                decoder_ids *= label_mask  # the end token is never a decoder input
-                yield ({"encoder_token_ids": encoder_ids,
-                        "encoder_padding_mask": (encoder_ids != 0).astype("int32"),
-                        "decoder_token_ids": decoder_ids, "decoder_padding_mask": label_mask},
-                       labels, label_mask)
+                yield batch_features(source_ids, label_ids, indices)
 
         matrix = tf.TensorSpec([None, None], tf.int32)
         spec = ({name: matrix for name in ("encoder_token_ids", "encoder_padding_mask",

@@ -1,0 +1,50 @@
+"""The base of language-model heads: tied-embedding logits over a backbone, generation."""
+
+import keras
+from keras import ops
+
+from kerlm.generation import GenerationMixin
+
+
+class TokenLogits(keras.layers.Layer):
+    """Float32 logits over the vocabulary from hidden states: `backbone.token_logits`.
+
+    The projection is the backbone's tied token embedding; this layer owns no weights (it
+    keeps a reference to the backbone's method, so the embedding is tracked once). The matmul
+    runs in the hidden states' dtype (bfloat16 under `mixed_bfloat16`), then casts to
+    float32. Not serializable on its own: heads rebuild it from their backbone.
+    """
+
+    def __init__(self, backbone, **kwargs):
+        super().__init__(**kwargs)
+        self._token_logits = backbone.token_logits
+
+    def call(self, hidden):
+        return ops.cast(self._token_logits(hidden), "float32")
+
+
+class LanguageModel(GenerationMixin, keras.Model):
+    """A functional model: the backbone's inputs → float32 vocabulary logits of its hidden
+    states (`hidden_output` names one output of a multi-output backbone), through the tied
+    token embedding; plus `GenerationMixin`. Subclasses supply the generation hooks."""
+
+    hidden_output = None
+
+    def __init__(self, backbone, **kwargs):
+        inputs = backbone.input
+        hidden = backbone(inputs)
+        if self.hidden_output:
+            hidden = hidden[self.hidden_output]
+        logits = TokenLogits(backbone, dtype=backbone.dtype_policy, name="token_logits")(hidden)
+        super().__init__(inputs=inputs, outputs=logits, **kwargs)
+        self.backbone = backbone
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable,
+                "backbone": keras.layers.serialize(self.backbone)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.layers.deserialize(config["backbone"])
+        return cls(**config)
