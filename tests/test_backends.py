@@ -69,7 +69,7 @@ def _decode(step, tokens, cache, *args):
             hidden.append(_numpy(h))
         result[key] = np.concatenate(hidden, axis=1)
         if key == "cached":
-            result["cache"] = _numpy(state)
+            result["cache"] = np.stack([_numpy(layer) for layer in state])
     return result
 
 

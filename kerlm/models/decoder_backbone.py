@@ -30,8 +30,8 @@ class DecoderBackbone(Backbone):
     >>> full = backbone({"token_ids": tokens, "padding_mask": np.ones((1, 3))})
     >>> cache = backbone.init_cache(1, 4)
     >>> hidden, cache = backbone.call_with_cache(tokens, cache, 0)
-    >>> bool(np.allclose(full, hidden, atol=1e-6)), tuple(cache.shape)
-    (True, (1, 1, 2, 4, 2, 4))
+    >>> bool(np.allclose(full, hidden, atol=1e-6)), len(cache), tuple(cache[0].shape)
+    (True, 1, (1, 2, 4, 2, 4))
     """
 
     def __init__(self, vocabulary_size, num_layers, hidden_dim, num_heads, intermediate_dim,
@@ -61,21 +61,22 @@ class DecoderBackbone(Backbone):
         self.final_norm = norm
 
     def init_cache(self, batch_size, max_length):
-        """An empty `[batch, num_layers, 2, max_length, kv_heads, head_dim]` key/value cache."""
+        """An empty key/value cache: a tuple of one `[batch, 2, max_length, kv_heads,
+        head_dim]` tensor per layer (separate tensors, so a decoding step writes one token
+        per layer instead of copying a stacked cache)."""
         attention = self.transformer_layers[0].attention
-        shape = (batch_size, self.num_layers, 2, max_length, attention.num_key_value_heads,
-                 attention.key_dim)
-        return ops.zeros(shape, dtype=self.compute_dtype)
+        shape = (batch_size, 2, max_length, attention.num_key_value_heads, attention.key_dim)
+        return tuple(ops.zeros(shape, dtype=self.compute_dtype) for _ in range(self.num_layers))
 
     def call_with_cache(self, token_ids, cache, cache_index):
         """Run `token_ids` at positions `cache_index ..`; returns `(hidden_states, cache)`."""
         x = self.embeddings(token_ids, start_index=cache_index)
-        bias = self.embeddings.attention_bias(x, ops.shape(cache)[3], cache_index)
+        bias = self.embeddings.attention_bias(x, ops.shape(cache[0])[2], cache_index)
         caches = []
-        for i, block in enumerate(self.transformer_layers):
-            x, layer_cache = block(x, attention_bias=bias, self_cache=cache[:, i],
+        for block, layer_cache in zip(self.transformer_layers, cache):
+            x, layer_cache = block(x, attention_bias=bias, self_cache=layer_cache,
                                    cache_index=cache_index)
             caches.append(layer_cache)
         if self.final_norm is not None:
             x = self.final_norm(x)
-        return x, ops.stack(caches, axis=1)
+        return x, tuple(caches)

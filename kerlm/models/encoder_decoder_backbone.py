@@ -90,35 +90,34 @@ class EncoderDecoderBackbone(Backbone):
     def init_cache(self, encoder_output, max_length):
         """`(self_cache, cross_cache)` for decoding up to `max_length` tokens.
 
-        `self_cache` is empty, `[batch, layers, 2, max_length, kv_heads, head_dim]`;
-        `cross_cache` holds every layer's projected encoder keys and values.
+        Both are tuples of one tensor per decoder layer: `self_cache` empty,
+        `[batch, 2, max_length, kv_heads, head_dim]`; `cross_cache` the layer's projected
+        encoder keys and values.
         """
         return (self.init_self_cache(ops.shape(encoder_output)[0], max_length),
                 self.cross_cache(encoder_output))
 
     def init_self_cache(self, batch_size, max_length):
-        """An empty decoder self-attention cache `[batch, layers, 2, max_length, kv, hd]`."""
+        """An empty decoder self-attention cache: per layer `[batch, 2, max_length, kv, hd]`."""
         attention = self.decoder_layers[0].attention
-        shape = (batch_size, len(self.decoder_layers), 2, max_length,
-                 attention.num_key_value_heads, attention.key_dim)
-        return ops.zeros(shape, dtype=self.compute_dtype)
+        shape = (batch_size, 2, max_length, attention.num_key_value_heads, attention.key_dim)
+        return tuple(ops.zeros(shape, dtype=self.compute_dtype) for _ in self.decoder_layers)
 
     def cross_cache(self, encoder_output):
-        """Every decoder layer's cross-attention keys/values `[batch, layers, 2, len, kv, hd]`."""
-        return ops.stack([block.cross_attention_cache(encoder_output)
-                          for block in self.decoder_layers], axis=1)
+        """Each decoder layer's cross-attention keys/values `[batch, 2, length, kv, hd]`."""
+        return tuple(block.cross_attention_cache(encoder_output) for block in self.decoder_layers)
 
     def call_decoder_with_cache(self, token_ids, self_cache, cross_cache, cache_index,
                                 encoder_padding_mask=None):
         """Run decoder `token_ids` at positions `cache_index ..`; returns `(hidden, self_cache)`."""
         x = self.decoder_embeddings(token_ids, start_index=cache_index)
-        bias = self.decoder_embeddings.attention_bias(x, ops.shape(self_cache)[3], cache_index)
+        bias = self.decoder_embeddings.attention_bias(x, ops.shape(self_cache[0])[2], cache_index)
         caches = []
-        for i, block in enumerate(self.decoder_layers):
+        for block, layer_cache, layer_cross in zip(self.decoder_layers, self_cache, cross_cache):
             x, layer_cache = block(x, encoder_padding_mask=encoder_padding_mask,
-                                   attention_bias=bias, self_cache=self_cache[:, i],
-                                   cross_cache=cross_cache[:, i], cache_index=cache_index)
+                                   attention_bias=bias, self_cache=layer_cache,
+                                   cross_cache=layer_cross, cache_index=cache_index)
             caches.append(layer_cache)
         if self.decoder_final_norm is not None:
             x = self.decoder_final_norm(x)
-        return x, ops.stack(caches, axis=1)
+        return x, tuple(caches)
