@@ -13,6 +13,7 @@ import itertools
 
 import keras
 import keras_hub
+import numpy as np
 from keras import ops, tree
 
 from kerlm.generation.beam_search import BeamSearch
@@ -99,10 +100,16 @@ class GenerationMixin:
         return token_ids, generated_mask(token_ids, padding_mask, stop_token_ids)
 
     def _run_generation(self, token_ids, padding_mask, max_length, stop_token_ids, sampler,
-                        jit_compile, inputs=None):
-        """Pad prompts to `max_length`, run the compiled loop, return numpy token ids/mask."""
-        import numpy as np  # noqa: PLC0415
+                        sampler_options, jit_compile, pad_token_id, inputs=None):
+        """Pad prompts to `max_length`, run the compiled loop; the `generate` result.
 
+        Returns numpy `{"token_ids", "padding_mask"}` `[batch, max_length]`: positions after
+        a sequence's end hold `pad_token_id` and mask 0.
+        """
+        backbone = self.backbone
+        if backbone.position == "learned" and max_length > backbone.max_sequence_length:
+            raise ValueError(f"max_length={max_length} exceeds the backbone's "
+                             f"max_sequence_length={backbone.max_sequence_length}")
         token_ids = np.asarray(ops.convert_to_numpy(token_ids), dtype="int32")
         padding_mask = np.asarray(ops.convert_to_numpy(padding_mask)).astype(bool)
         prompt_length = token_ids.shape[1]
@@ -115,14 +122,16 @@ class GenerationMixin:
         padding_mask = np.pad(padding_mask, pad)
         if stop_token_ids is not None:
             stop_token_ids = tuple(int(t) for t in np.ravel(stop_token_ids))
+        sampler = self._sampler(sampler, sampler_options)
         function = self._generate_function(sampler, jit_compile)
         if getattr(sampler, "seed", None) is not None:  # a seeded sampler repeats its draws
             for variable in sampler.variables:
                 variable.assign(ops.convert_to_tensor([sampler.seed, 0], variable.dtype))
         token_ids, mask = function(token_ids, padding_mask, prompt_length, stop_token_ids,
                                    inputs=inputs)
-        return (np.asarray(ops.convert_to_numpy(token_ids)),
-                np.asarray(ops.convert_to_numpy(mask)))
+        mask = np.asarray(ops.convert_to_numpy(mask))
+        token_ids = np.where(mask, np.asarray(ops.convert_to_numpy(token_ids)), pad_token_id)
+        return {"token_ids": token_ids.astype("int32"), "padding_mask": mask}
 
     def _sampler(self, sampler, options):
         """The sampler object for a name + options (made once, so its compiled loop is

@@ -1,7 +1,6 @@
 """Causal language model head on a decoder backbone, with KV-cached generation."""
 
 import keras
-import numpy as np
 from keras import ops
 
 from kerlm.heads.language_model import LanguageModel
@@ -60,17 +59,9 @@ class CausalLM(LanguageModel):
             token_ids, padding_mask = inputs, None
         if padding_mask is None:
             padding_mask = ops.ones_like(token_ids, dtype="bool")
-        prompt_length = ops.shape(token_ids)[1]
-        max_length = prompt_length if max_length is None else int(max_length)
-        if (self.backbone.position == "learned"
-                and max_length > self.backbone.max_sequence_length):
-            raise ValueError(f"max_length={max_length} exceeds the backbone's "
-                             f"max_sequence_length={self.backbone.max_sequence_length}")
-        token_ids, mask = self._run_generation(
-            token_ids, padding_mask, max_length, stop_token_ids,
-            self._sampler(sampler, sampler_options), jit_compile)
-        return {"token_ids": np.where(mask, token_ids, pad_token_id).astype("int32"),
-                "padding_mask": mask}
+        max_length = ops.shape(token_ids)[1] if max_length is None else int(max_length)
+        return self._run_generation(token_ids, padding_mask, max_length, stop_token_ids,
+                                    sampler, sampler_options, jit_compile, pad_token_id)
 
     # GenerationMixin hooks: a decoder-only model has no context besides its cache.
     def _generation_context(self, inputs):

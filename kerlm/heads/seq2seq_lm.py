@@ -56,15 +56,9 @@ class Seq2SeqLM(LanguageModel):
             prompt_mask = np.ones((batch_size, 1), bool)
         else:
             prompt_mask = inputs.get("decoder_padding_mask", ops.ones_like(prompt))
-        if (self.backbone.position == "learned"
-                and max_length > self.backbone.max_sequence_length):
-            raise ValueError(f"max_length={max_length} exceeds the backbone's "
-                             f"max_sequence_length={self.backbone.max_sequence_length}")
-        token_ids, mask = self._run_generation(
-            prompt, prompt_mask, int(max_length), stop_token_ids,
-            self._sampler(sampler, sampler_options), jit_compile, inputs=encoder)
-        return {"token_ids": np.where(mask, token_ids, pad_token_id).astype("int32"),
-                "padding_mask": mask}
+        return self._run_generation(prompt, prompt_mask, int(max_length), stop_token_ids,
+                                    sampler, sampler_options, jit_compile, pad_token_id,
+                                    inputs=encoder)
 
     # GenerationMixin hooks ------------------------------------------------------------------
     def _generation_context(self, inputs):
