@@ -41,13 +41,12 @@ def write_tensorboard(log_dir, report, step):
 
 
 def main(_):
-    from kerlm import config, data, tasks, training
+    from kerlm import config, tasks, training
 
     task = tasks.get_task(config.Config.load(FLAGS.model_dir))
     task.restore(FLAGS.model_dir)
     if FLAGS.data:
-        records = data.readers.read_records(FLAGS.data, list(task.fields()),
-                                            skip_bad_rows=task.config.data.skip_bad_rows)
+        records = task.read_file(FLAGS.data)
     else:
         records = task.read(FLAGS.split) or task.read("dev")
     report = {"model": task.evaluate(training.load_model(FLAGS.model_dir), records)}

@@ -2,6 +2,9 @@
 
 import abc
 
+from kerlm.config import ConfigError
+from kerlm.data import readers
+
 
 class Task(abc.ABC):
     """A task bundles its data reader, text → features, model, loss, metrics and export.
@@ -23,8 +26,31 @@ class Task(abc.ABC):
         self.config = config
 
     @abc.abstractmethod
+    def fields(self):
+        """The names of the fields a record of this task needs, in order."""
+
+    @abc.abstractmethod
+    def embedded(self, split):
+        """Records of `split` of the task's embedded data set (used without data files)."""
+
+    def read_file(self, path):
+        """The records of a user's data file (JSONL/CSV/TSV) with this task's fields."""
+        return readers.read_records(path, list(self.fields()),
+                                    skip_bad_rows=self.config.data.skip_bad_rows)
+
     def read(self, split):
-        """Records of `split` ("train", "dev" or "test"), or None if there is none."""
+        """Records of `split` ("train", "dev" or "test"): from `--train_data`,
+        `--eval_data`, `--test_data`, else the embedded data; None for a test split the
+        user's files lack."""
+        data = self.config.data
+        path = {"train": data.train_data, "dev": data.eval_data, "test": data.test_data}[split]
+        if path:
+            return self.read_file(path)
+        if not data.train_data:
+            return self.embedded(split)
+        if split == "dev":
+            raise ConfigError("--eval_data is required when --train_data is set")
+        return None
 
     @abc.abstractmethod
     def prepare(self, train_records, model_dir):

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from kerlm import baselines, heads, models, preprocessing
 from kerlm.config import ConfigError, check_model
-from kerlm.data import readers, uci_sentiment
+from kerlm.data import uci_sentiment
 from kerlm.data.classification import LabelVocabulary, texts_and_labels
 from kerlm.metrics import classification_report
 from kerlm.tasks.base import Task
@@ -33,25 +33,14 @@ class ClassificationTask(Task):
         self.labels = None
 
     # Data ---------------------------------------------------------------------------------
-    def _uses_embedded_data(self):
-        return not self.config.data.train_data
-
     def fields(self):
         """The (text, label) field names of the records this task reads."""
-        if self._uses_embedded_data():
+        if not self.config.data.train_data:  # the embedded sentences
             return "text", "label"
         return self.config.data.text_field, self.config.data.label_field
 
-    def read(self, split):
-        data = self.config.data
-        path = {"train": data.train_data, "dev": data.eval_data, "test": data.test_data}[split]
-        if path:
-            return readers.read_records(path, list(self.fields()), skip_bad_rows=data.skip_bad_rows)
-        if self._uses_embedded_data():
-            return uci_sentiment.load(split)
-        if split == "dev":
-            raise ConfigError("--eval_data is required when --train_data is set")
-        return None
+    def embedded(self, split):
+        return uci_sentiment.load(split)
 
     def texts_and_label_ids(self, records):
         text_field, label_field = self.fields()

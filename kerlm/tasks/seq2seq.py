@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from kerlm import heads, models
 from kerlm.config import ConfigError, check_model
-from kerlm.data import embedded, readers
+from kerlm.data import embedded
 from kerlm.generation import get_sampler
 from kerlm.losses import SmoothedSparseCrossentropy
 from kerlm.metrics import generation_report
@@ -84,25 +84,6 @@ class Seq2SeqTask(Task):
         self.preprocessor = None
 
     # Data ---------------------------------------------------------------------------------
-    def fields(self):
-        """The (source, target) field names of the records this task reads."""
-        raise NotImplementedError
-
-    def _embedded(self, split):
-        raise NotImplementedError
-
-    def read(self, split):
-        data = self.config.data
-        path = {"train": data.train_data, "dev": data.eval_data, "test": data.test_data}[split]
-        if path:
-            return readers.read_records(path, list(self.fields()),
-                                        skip_bad_rows=data.skip_bad_rows)
-        if not data.train_data:
-            return self._embedded(split)
-        if split == "dev":
-            raise ConfigError("--eval_data is required when --train_data is set")
-        return None
-
     def texts(self, records):
         """`(sources, targets)` lists of strings."""
         source, target = self.fields()
@@ -305,10 +286,6 @@ class Seq2SeqTask(Task):
         text = decode.sampler + (f" ({details})" if details else "")
         return f"{text}, at most {self.max_decode_length() - 1} tokens"
 
-    def baseline_reports(self, train_records, records):
-        """`{name: report}` of the task's simple baselines on `records`."""
-        raise NotImplementedError
-
     def callbacks(self, log_dir):
         return [GenerationExamples(self, self.read("dev")[:EXAMPLES], log_dir)]
 
@@ -388,7 +365,7 @@ class TranslationTask(Seq2SeqTask):
     def fields(self):
         return self.config.data.source_lang, self.config.data.target_lang
 
-    def _embedded(self, split):
+    def embedded(self, split):
         try:
             return embedded.translation_pairs(*self.fields(), split)
         except ValueError as e:
@@ -416,7 +393,7 @@ class SummarizationTask(Seq2SeqTask):
     def fields(self):
         return self.config.data.document_field, self.config.data.summary_field
 
-    def _embedded(self, split):
+    def embedded(self, split):
         records = embedded.summarization(split)
         if self.fields() != ("document", "summary"):
             raise ConfigError("--document_field/--summary_field name fields of your own files;"
