@@ -54,6 +54,9 @@ class ModelConfig:
                                         "small corpora give fewer). Ignored when --model is "
                                         "a directory (its vocabulary is used).")
     dropout: float = _field(0.1, "Dropout in the backbone and head.")
+    copy_attention: bool = _field(False, "Seq2seq tasks: a pointer-generator output layer "
+                                         "that can copy source tokens (names, numbers, rare "
+                                         "words) as well as generate from the vocabulary.")
     pooling: str = _field("mean", "How the classifier pools the sequence: mean over real "
                                   "tokens, first token (encoders), last real token (the "
                                   "natural choice for decoder-only models).",

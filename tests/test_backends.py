@@ -1,5 +1,6 @@
 """The backbones give the same numbers on the JAX backend as on TensorFlow, and generation
-(greedy and beam search, XLA-compiled, for a causal and a seq2seq LM) the same tokens.
+(greedy and beam search, XLA-compiled, for a causal and a seq2seq LM, the latter also with
+copy attention) the same tokens.
 
 This process (TensorFlow backend) builds one tiny model of each backbone kind, saves it as
 `.keras` and computes a padded forward pass and, for the decoders, a token-by-token cached
@@ -34,6 +35,9 @@ CASES = {
     "encoder_decoder_transformer_like": ("EncoderDecoderBackbone", dict(
         position="sinusoidal", scale_embeddings=True, activation="relu")),
 }
+COPY = "encoder_decoder_copy"  # saved as a whole Seq2SeqLM(copy_attention=True), not a backbone
+CASES[COPY] = ("EncoderDecoderBackbone", dict(num_decoder_layers=1))
+GENERATE = {"decoder", "encoder_decoder", COPY}  # cases that also run generate (greedy, beam)
 
 # Right-padded batches of two; the second example is shorter.
 TOKENS = np.array([[2, 9, 10, 11, 12, 3], [2, 13, 14, 3, 0, 0]], "int32")
@@ -73,8 +77,6 @@ def _decode(step, tokens, cache, *args):
     return result
 
 
-GENERATE = {"decoder", "encoder_decoder"}  # cases that also run generate (greedy, beam)
-
 
 def generations(backbone):
     """Token ids of XLA-compiled greedy and beam-search generation with a stop token."""
@@ -86,10 +88,10 @@ def generations(backbone):
                                                "padding_mask": MASK[:, :3]}, max_length=10,
                                               stop_token_ids=[5], sampler=sampler, **options)
         else:
-            out = Seq2SeqLM(backbone).generate({"encoder_token_ids": TOKENS,
-                                                "encoder_padding_mask": MASK}, max_length=8,
-                                               start_token_id=2, stop_token_ids=[5],
-                                               sampler=sampler, **options)
+            head = backbone if isinstance(backbone, Seq2SeqLM) else Seq2SeqLM(backbone)
+            out = head.generate({"encoder_token_ids": TOKENS, "encoder_padding_mask": MASK},
+                                max_length=8, start_token_id=2, stop_token_ids=[5],
+                                sampler=sampler, **options)
         result[f"generate_{sampler}"] = out["token_ids"].astype("float32")
     return result
 
@@ -97,8 +99,13 @@ def generations(backbone):
 def outputs(backbone, generate=False):
     """`{name: array}`: the forward pass with padding and, for decoders, a cached decode
     (and with `generate`, generated token ids)."""
+    from kerlm.heads import Seq2SeqLM
     if generate:
         return {**outputs(backbone), **generations(backbone)}
+    if isinstance(backbone, Seq2SeqLM):  # the copy head's log-probabilities
+        return {"log_probs": _numpy(backbone({
+            "encoder_token_ids": TOKENS, "encoder_padding_mask": MASK,
+            "decoder_token_ids": DECODER_TOKENS, "decoder_padding_mask": DECODER_MASK}))}
     if isinstance(backbone, models.EncoderBackbone):
         inputs = {"token_ids": TOKENS, "padding_mask": MASK}
         if backbone.num_segments:
@@ -137,6 +144,9 @@ def test_backbones_match_between_tensorflow_and_jax(tmp_path):
     for name, (cls, options) in CASES.items():
         keras.utils.set_random_seed(len(name))
         backbone = getattr(models, cls)(**{**DIMS, "dropout": 0.0, **options})
+        if name == COPY:
+            from kerlm.heads import Seq2SeqLM
+            backbone = Seq2SeqLM(backbone, copy_attention=True)
         backbone.save(str(tmp_path / f"{name}.keras"))
         expected[name] = outputs(backbone, generate=name in GENERATE)
 

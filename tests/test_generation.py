@@ -22,6 +22,15 @@ def seq2seq():
 
 
 @pytest.fixture(scope="module")
+def seq2seq_copy():
+    keras.utils.set_random_seed(5)
+    backbone = EncoderDecoderBackbone(vocabulary_size=VOCAB, num_layers=1, hidden_dim=32,
+                                      num_heads=4, intermediate_dim=64, dropout=0.0,
+                                      max_sequence_length=64)
+    return Seq2SeqLM(backbone, copy_attention=True)
+
+
+@pytest.fixture(scope="module")
 def causal():
     keras.utils.set_random_seed(4)
     backbone = DecoderBackbone(vocabulary_size=VOCAB, num_layers=2, hidden_dim=32,
@@ -51,11 +60,26 @@ def uncached_greedy(model, source, steps):
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])
-def test_seq2seq_cached_greedy_equals_uncached(seq2seq, jit_compile):
+@pytest.mark.parametrize("head", ["seq2seq", "seq2seq_copy"])
+def test_seq2seq_cached_greedy_equals_uncached(head, jit_compile, request):
+    model = request.getfixturevalue(head)
     source = sources()
-    out = seq2seq.generate(source, max_length=12, start_token_id=2, jit_compile=jit_compile)
-    np.testing.assert_array_equal(out["token_ids"], uncached_greedy(seq2seq, source, 11))
+    out = model.generate(source, max_length=12, start_token_id=2, jit_compile=jit_compile)
+    np.testing.assert_array_equal(out["token_ids"], uncached_greedy(model, source, 11))
     assert out["padding_mask"].all()
+
+
+def test_copy_attention_beam_search_scores_at_least_greedy(seq2seq_copy):
+    """Beam search over the copy head's log-probabilities finds at least greedy's score."""
+    source = sources(seed=4)
+    greedy = seq2seq_copy.generate(source, max_length=8, start_token_id=2, jit_compile=False)
+    beam = seq2seq_copy.generate(source, max_length=8, start_token_id=2, sampler="beam",
+                                 beam_width=4, jit_compile=False)
+    for out in (greedy, beam):
+        assert out["token_ids"].shape == (3, 8)
+    assert (sequence_log_prob(seq2seq_copy, source, beam["token_ids"], beam["padding_mask"])
+            >= sequence_log_prob(seq2seq_copy, source, greedy["token_ids"],
+                                 greedy["padding_mask"]) - 1e-4).all()
 
 
 def test_causal_cached_greedy_equals_uncached(causal):

@@ -195,3 +195,22 @@ def test_decoder_block_ignores_encoder_padding_and_the_future():
     c = _np(block(changed, encoder_output=memory, encoder_padding_mask=mask))
     np.testing.assert_allclose(a[:, :2], c[:, :2], atol=1e-5)  # causal: prefix unchanged
     assert np.abs(a[:, 2:] - c[:, 2:]).max() > 1e-3
+
+
+@pytest.mark.parametrize("gate_bias", [-40.0, 40.0])
+def test_copy_distribution_mixes_copying_and_generating(gate_bias):
+    """With a zero query every real source position gets equal attention: copying puts 2/3 on
+    the token that appears twice and 1/3 on the other (padding gets nothing); generating is
+    the vocabulary softmax."""
+    layer = layers.CopyDistribution(hidden_dim=4)
+    layer.build()
+    layer.query_dense.kernel.assign(np.zeros((4, 4)))
+    layer.gate_dense.bias.assign([gate_bias])
+    layer.gate_dense.kernel.assign(np.zeros((4, 1)))
+    logits = np.log(np.array([[[0.1, 0.2, 0.3, 0.4, 0.0 + 1e-9]]], "float32"))
+    hidden = np.ones((1, 1, 4), "float32")
+    keys = layer.keys(np.random.default_rng(0).normal(size=(1, 4, 4)).astype("float32"))
+    out = layer(logits, hidden, keys, np.array([[3, 1, 3, 0]]), np.array([[1, 1, 1, 0]]))
+    probs = np.exp(keras.ops.convert_to_numpy(out))[0, 0]
+    expected = [0, 1 / 3, 0, 2 / 3, 0] if gate_bias < 0 else [0.1, 0.2, 0.3, 0.4, 0]
+    np.testing.assert_allclose(probs, expected, atol=1e-6)

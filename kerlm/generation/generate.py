@@ -1,11 +1,12 @@
 """Generation shared by every head that decodes: prefill, sampler loop, stop tokens, XLA.
 
-A head mixes in `GenerationMixin` and supplies three hooks (keras.ops only):
+A head mixes in `GenerationMixin` and supplies four hooks (keras.ops only):
 `_generation_context(inputs)` (constants such as an encoder's keys/values),
-`_init_generation_cache(context, batch_size, max_length)` and
-`_call_with_cache(token_ids, cache, index, context)` → `(hidden, cache)`. The loop, the
-samplers (keras-hub's, and kerlm's `BeamSearch`), stop tokens and compilation are here, so a
-causal LM and a seq2seq model decode with the same code.
+`_init_generation_cache(context, batch_size, max_length)`,
+`_call_with_cache(token_ids, cache, index, context)` → `(hidden, cache)` and
+`_next_token_logits(hidden, context)`. The loop, the samplers (keras-hub's, and kerlm's
+`BeamSearch`), stop tokens and compilation are here, so a causal LM and a seq2seq model
+decode with the same code.
 """
 
 import functools
@@ -91,7 +92,7 @@ class GenerationMixin:
             previous = index - 1
             token = ops.slice(prompt, [0, previous], [ops.shape(prompt)[0], 1])
             hidden, cache = self._call_with_cache(token, cache, previous, context)
-            logits = ops.cast(self.backbone.token_logits(hidden), "float32")
+            logits = self._next_token_logits(hidden, context)
             return logits[:, 0], hidden[:, 0], cache
 
         token_ids = sampler(next=next, prompt=token_ids, cache=cache, index=index,

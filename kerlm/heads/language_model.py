@@ -32,12 +32,22 @@ class LanguageModel(GenerationMixin, keras.Model):
 
     def __init__(self, backbone, **kwargs):
         inputs = backbone.input
-        hidden = backbone(inputs)
-        if self.hidden_output:
-            hidden = hidden[self.hidden_output]
+        outputs = backbone(inputs)
+        hidden = outputs[self.hidden_output] if self.hidden_output else outputs
         logits = TokenLogits(backbone, dtype=backbone.dtype_policy, name="token_logits")(hidden)
+        logits, extra_layers = self._output_layers(backbone, inputs, outputs, hidden, logits)
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
         self.backbone = backbone
+        for name, layer in extra_layers.items():
+            setattr(self, name, layer)
+
+    def _output_layers(self, backbone, inputs, outputs, hidden, logits):
+        """A subclass's hook to transform the logits: `(logits, {attribute: layer})`."""
+        return logits, {}
+
+    def _next_token_logits(self, hidden, context):
+        """Float32 next-token logits (or log-probabilities) of decoder states in generation."""
+        return ops.cast(self.backbone.token_logits(hidden), "float32")
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable,

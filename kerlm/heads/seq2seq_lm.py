@@ -5,6 +5,7 @@ import numpy as np
 from keras import ops
 
 from kerlm.heads.language_model import LanguageModel
+from kerlm.layers import CopyDistribution
 
 
 @keras.saving.register_keras_serializable(package="kerlm")
@@ -21,6 +22,10 @@ class Seq2SeqLM(LanguageModel):
     keys/values, then decodes with the self-attention cache and any sampler in
     `kerlm.generation` (the same loop as `CausalLM.generate`).
 
+    `copy_attention=True` makes it a pointer-generator (`kerlm.layers.CopyDistribution`):
+    the output is then float32 log-probabilities that mix the vocabulary with copies of
+    source tokens, used everywhere logits are (losses, metrics, samplers).
+
     Example:
     >>> from kerlm.models import EncoderDecoderBackbone
     >>> backbone = EncoderDecoderBackbone(vocabulary_size=40, num_layers=1, hidden_dim=8,
@@ -34,6 +39,23 @@ class Seq2SeqLM(LanguageModel):
     """
 
     hidden_output = "decoder_sequence_output"
+
+    def __init__(self, backbone, copy_attention=False, **kwargs):
+        self.copy_attention = copy_attention
+        super().__init__(backbone, **kwargs)
+
+    def _output_layers(self, backbone, inputs, outputs, hidden, logits):
+        if not self.copy_attention:
+            return logits, {}
+        copy = CopyDistribution(backbone.hidden_dim, dtype=backbone.dtype_policy,
+                                name="copy_distribution")
+        keys = copy.keys(outputs["encoder_sequence_output"])
+        log_probs = copy(logits, hidden, keys, inputs["encoder_token_ids"],
+                         inputs["encoder_padding_mask"])
+        return log_probs, {"copy": copy}
+
+    def get_config(self):
+        return {**super().get_config(), "copy_attention": self.copy_attention}
 
     def generate(self, inputs, max_length, start_token_id, stop_token_ids=None,
                  sampler="greedy", jit_compile=True, pad_token_id=0, **sampler_options):
@@ -62,15 +84,26 @@ class Seq2SeqLM(LanguageModel):
 
     # GenerationMixin hooks ------------------------------------------------------------------
     def _generation_context(self, inputs):
-        """The encoder output's cross-attention keys/values (every layer) and its mask."""
+        """The encoder output's cross-attention keys/values (every layer) and its mask; with
+        copy attention also its copy keys and the source ids."""
         encoder_mask = inputs["encoder_padding_mask"]
         encoded = self.backbone.encode(inputs["encoder_token_ids"], encoder_mask)
-        return self.backbone.cross_cache(encoded), encoder_mask
+        context = (self.backbone.cross_cache(encoded), encoder_mask)
+        if self.copy_attention:
+            context += (self.copy.keys(encoded), inputs["encoder_token_ids"])
+        return context
 
     def _init_generation_cache(self, context, batch_size, max_length):
         return self.backbone.init_self_cache(batch_size, max_length)
 
     def _call_with_cache(self, token_ids, cache, index, context):
-        cross_cache, encoder_mask = context
+        cross_cache, encoder_mask = context[:2]
         return self.backbone.call_decoder_with_cache(token_ids, cache, cross_cache, index,
                                                      encoder_padding_mask=encoder_mask)
+
+    def _next_token_logits(self, hidden, context):
+        logits = super()._next_token_logits(hidden, context)
+        if not self.copy_attention:
+            return logits
+        _, encoder_mask, keys, source_ids = context
+        return self.copy(logits, hidden, keys, source_ids, encoder_mask)

@@ -182,7 +182,7 @@ class Seq2SeqTask(Task):
             model.preset, vocabulary_size=self.preprocessor.vocabulary_size,
             dropout=model.dropout,
             max_sequence_length=max(model.sequence_length, self.max_decode_length(), 16))
-        return heads.Seq2SeqLM(backbone)
+        return heads.Seq2SeqLM(backbone, copy_attention=model.copy_attention)
 
     def compile_args(self):
         import keras_hub  # noqa: PLC0415
