@@ -1,4 +1,4 @@
-"""Run kerlm's REST model server (see `kerlm/apps/serve.py`; `--help` lists the flags)."""
+"""Run kerlm's gRPC + REST model server (see `kerlm/apps/serve.py`; `--help` lists the flags)."""
 
 from kerlm.apps.serve import run
 

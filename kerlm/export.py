@@ -6,6 +6,8 @@ import uuid
 
 import keras
 
+from kerlm.serving import warmup
+
 
 def next_version(model_base_path):
     """One more than the highest integer version directory under `model_base_path` (or 1)."""
@@ -19,9 +21,12 @@ def export_task(task, model, export_dir, name=None):
 
     The SavedModel is first written to a hidden temporary directory beside the versions
     and renamed into place when complete, so TF Serving (which ignores non-integer
-    directories) never sees a half-written version.
+    directories) never sees a half-written version. Every export holds TF Serving's
+    warm-up file, one request per signature (see `serving.warmup`), with the example
+    inputs of the task's optional `warmup_inputs()` or default ones.
     """
-    base = os.path.join(export_dir, name or task.name)
+    name = name or task.name
+    base = os.path.join(export_dir, name)
     os.makedirs(base, exist_ok=True)
     functions, trackables = task.serving_functions(model)
     archive = keras.export.ExportArchive()
@@ -33,6 +38,8 @@ def export_task(task, model, export_dir, name=None):
     tmp = os.path.join(base, f".tmp-{uuid.uuid4().hex}")
     try:
         archive.write_out(tmp, verbose=False)
+        warmup_inputs = getattr(task, "warmup_inputs", None)
+        warmup.write_requests(tmp, name, warmup_inputs() if warmup_inputs else None)
         while True:  # another exporter may have taken the version meanwhile
             path = os.path.join(base, str(next_version(base)))
             try:

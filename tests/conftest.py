@@ -1,6 +1,8 @@
-"""Shared fixtures: one tiny trained-and-exported sentiment run for the whole session."""
+"""Shared fixtures: one tiny trained-and-exported sentiment run for the whole session, toy
+SavedModels and model servers."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -8,8 +10,10 @@ import time
 
 import pytest
 import requests
+import tensorflow as tf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEXT = tf.TensorSpec([None], tf.string, name="text")
 
 
 def run_app(name, *args, check=True, input=None, env=None, timeout=600):
@@ -31,8 +35,13 @@ def free_port():
 
 
 def start_server(tmp_path, *flags):
-    """Runs apps/serve.py with `flags` on a free port; returns (process, base URL, log path)."""
+    """Runs apps/serve.py with `flags` on a free port; returns (process, base URL, log path).
+
+    gRPC listens on a free port too, unless `flags` give `--port`.
+    """
     port = free_port()
+    if not any(flag.startswith("--port") for flag in flags):
+        flags = ("--port", str(free_port()), *flags)
     log = tmp_path / f"serve-{port}.log"
     with open(log, "w") as out:  # A file, not a pipe: a full pipe would block the server.
         process = subprocess.Popen(
@@ -69,3 +78,52 @@ def trained_run(tmp_path_factory):
                      f"--export_dir={export_dir}")
     return {"model_dir": model_dir, "export_dir": export_dir,
             "export_path": os.path.join(export_dir, "sentiment", "1"), "log": result.stderr}
+
+
+class ToyClassifier(tf.Module):
+    """Labels texts longer than `threshold` characters "long"; versions differ by threshold.
+
+    Signatures: serving_default (text -> label, label_id, probabilities, text_bytes),
+    length (text -> length) and weigh (text, weight -> score; fails for weight < 0).
+    """
+
+    def __init__(self, threshold):
+        super().__init__()
+        self.threshold = threshold
+
+    @tf.function(input_signature=[TEXT])
+    def classify(self, text):
+        is_long = tf.strings.length(text) > self.threshold
+        p_long = tf.where(is_long, 0.75, 0.25)
+        return {"label": tf.where(is_long, "long", "short"),
+                "label_id": tf.cast(is_long, tf.int64),
+                "probabilities": tf.stack([1 - p_long, p_long], axis=-1),
+                "text_bytes": tf.identity(text)}
+
+    @tf.function(input_signature=[TEXT])
+    def length(self, text):
+        return {"length": tf.strings.length(text)}
+
+    @tf.function(input_signature=[TEXT, tf.TensorSpec([None], tf.float32, name="weight")])
+    def weigh(self, text, weight):
+        with tf.control_dependencies([tf.debugging.assert_non_negative(
+                weight, message="weight must be >= 0")]):
+            return {"score": tf.cast(tf.strings.length(text), tf.float32) * weight}
+
+    def save(self, path):
+        tf.saved_model.save(self, str(path), signatures={
+            "serving_default": self.classify, "length": self.length, "weigh": self.weigh})
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    """sentiment/{1,2} (thresholds 3 and 5) plus an ignored .tmp-3-1; other/7 (= version 1);
+    an empty base path."""
+    root = tmp_path_factory.mktemp("models")
+    sentiment = root / "sentiment"
+    ToyClassifier(3).save(sentiment / "1")
+    ToyClassifier(5).save(sentiment / "2")
+    shutil.copytree(sentiment / "1", sentiment / ".tmp-3-1")
+    shutil.copytree(sentiment / "1", root / "other" / "7")
+    (root / "empty").mkdir()
+    return root

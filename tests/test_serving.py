@@ -2,8 +2,6 @@
 
 import base64
 import json
-import os
-import shutil
 import subprocess
 import sys
 from concurrent import futures
@@ -16,53 +14,6 @@ import tensorflow as tf
 from conftest import ROOT as REPO
 from conftest import free_port, start_server, wait_until_serving
 from kerlm.serving import ModelRegistry, ServingError, codec, parse_model_config
-
-TEXT = tf.TensorSpec([None], tf.string, name="text")
-
-
-class _Classifier(tf.Module):
-    """Labels texts longer than `threshold` characters "long"; versions differ by threshold."""
-
-    def __init__(self, threshold):
-        super().__init__()
-        self.threshold = threshold
-
-    @tf.function(input_signature=[TEXT])
-    def classify(self, text):
-        is_long = tf.strings.length(text) > self.threshold
-        p_long = tf.where(is_long, 0.75, 0.25)
-        return {"label": tf.where(is_long, "long", "short"),
-                "label_id": tf.cast(is_long, tf.int64),
-                "probabilities": tf.stack([1 - p_long, p_long], axis=-1),
-                "text_bytes": tf.identity(text)}
-
-    @tf.function(input_signature=[TEXT])
-    def length(self, text):
-        return {"length": tf.strings.length(text)}
-
-    @tf.function(input_signature=[TEXT, tf.TensorSpec([None], tf.float32, name="weight")])
-    def weigh(self, text, weight):
-        with tf.control_dependencies([tf.debugging.assert_non_negative(
-                weight, message="weight must be >= 0")]):
-            return {"score": tf.cast(tf.strings.length(text), tf.float32) * weight}
-
-
-def _save(module, path):
-    tf.saved_model.save(module, str(path), signatures={
-        "serving_default": module.classify, "length": module.length, "weigh": module.weigh})
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """sentiment/{1,2} (thresholds 3 and 5) plus an ignored .tmp-3-1; other/7 (= version 1)."""
-    root = tmp_path_factory.mktemp("models")
-    sentiment = root / "sentiment"
-    _save(_Classifier(3), sentiment / "1")
-    _save(_Classifier(5), sentiment / "2")
-    shutil.copytree(sentiment / "1", sentiment / ".tmp-3-1")
-    shutil.copytree(sentiment / "1", root / "other" / "7")
-    (root / "empty").mkdir()
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -25,11 +25,15 @@ DEFAULT_SIGNATURE = "serving_default"
 
 
 class ServingError(Exception):
-    """An error reported to the client as ``{"error": message}`` with HTTP `status`."""
+    """An error for the client: REST answers ``{"error": message}`` with HTTP `status`,
+    gRPC the status `code` (a grpc.StatusCode name; by default the one for `status`)."""
 
-    def __init__(self, message, status=400):
+    _CODES = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 503: "UNAVAILABLE"}
+
+    def __init__(self, message, status=400, code=None):
         super().__init__(message)
         self.status = status
+        self.code = code or self._CODES.get(status, "INTERNAL")
 
 
 def parse_predict_request(body):
