@@ -33,6 +33,12 @@ class DataConfig:
                                     "Embedded data: en<->es (Bible), en<->de (Debian).")
     document_field: str = _field("document", "Summarization: name of the document field.")
     summary_field: str = _field("summary", "Summarization: name of the summary field.")
+    max_query_length: int = _field(64, "QA: question pieces kept (the rest is cut).")
+    doc_stride: int = _field(128, "QA: a context longer than the sequence is read in windows "
+                                   "starting every doc_stride pieces.")
+    cloze_questions: int = _field(0, "QA: also train on up to N cloze questions per "
+                                     "sentence of the training contexts (a year or a name "
+                                     "cut out), made by kerlm.data.cloze.")
     skip_bad_rows: bool = _field(False, "Skip malformed rows (their count is printed) "
                                         "instead of stopping at the first one.")
 
@@ -96,6 +102,11 @@ class DecodeConfig:
     max_decode_length: int = _field(0, "Maximum generated tokens; 0: the model's "
                                        "target_sequence_length.")
     sampling_seed: int = _field(0, "Seed of the random samplers (reproducible draws).")
+    max_answer_length: int = _field(30, "QA: longest answer span, in word pieces.")
+    null_score_diff_threshold: float = _field(0.0, "QA with unanswerable questions (SQuAD "
+                                                   "v2.0): answer nothing when the no-answer "
+                                                   "score beats the best span by more than "
+                                                   "this.")
 
 
 # Fields that may change when a run is resumed on the same model_dir (decoding options
@@ -108,7 +119,7 @@ RESUMABLE_FIELDS = {"train.epochs", "train.train_steps", "train.log_every_steps"
 @dataclasses.dataclass
 class Config:
     task: str = _field("sentiment", "The task to train.",
-                       choices=["sentiment", "translation", "summarization"])
+                       choices=["sentiment", "translation", "summarization", "qa"])
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)

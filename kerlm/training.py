@@ -141,7 +141,9 @@ def train(task, model_dir, strategy=None):
     train_ds = task.dataset(train_records, training=True)
     dev_records = task.read("dev")
     dev_ds = task.dataset(dev_records, training=False)
-    steps_per_epoch = math.ceil(len(train_records) / config.train.batch_size)
+    batches = int(train_ds.cardinality())  # QA windows: more rows than records
+    steps_per_epoch = batches if batches > 0 else math.ceil(len(train_records) /
+                                                            config.train.batch_size)
     epochs = config.train.epochs
     if config.train.train_steps:
         epochs = math.ceil(config.train.train_steps / steps_per_epoch)

@@ -26,6 +26,35 @@ def learn_vocabulary(texts, vocabulary_size, lowercase=True):
         reserved_tokens=RESERVED_TOKENS)
 
 
+def is_cased(vocabulary):
+    """True if the vocabulary has upper-case pieces (a cased checkpoint's): its input is then
+    used as it is; otherwise (learned here, or uncased) input is lower-cased.
+
+    >>> is_cased(RESERVED_TOKENS + ["film"]), is_cased(RESERVED_TOKENS + ["Film"])
+    (False, True)
+    """
+    return any(token != token.lower() for token in vocabulary
+               if not (token.startswith("[") and token.endswith("]")))
+
+
+def checkpoint_vocabulary(path):
+    """The WordPiece vocabulary a checkpoint directory carries, or a one-line ConfigError."""
+    from kerlm.config import ConfigError  # noqa: PLC0415
+    from kerlm.models import checkpoints  # noqa: PLC0415 (only needed for directories)
+
+    vocabulary_file = checkpoints.wordpiece_vocabulary(path)
+    if vocabulary_file is None:
+        raise ConfigError(f"--model={path} has no WordPiece vocabulary (looked for "
+                          f"{', '.join(checkpoints.VOCABULARY_FILES)}), which the task "
+                          "needs to tokenize text for its backbone")
+    vocabulary = load_vocabulary(vocabulary_file)
+    missing = [t for t in RESERVED_TOKENS[:4] if t not in vocabulary]
+    if missing:
+        raise ConfigError(f"{vocabulary_file} lacks the special tokens {missing} that the "
+                          "task's [CLS] text [SEP] packing needs")
+    return vocabulary
+
+
 def save_vocabulary(vocabulary, path):
     with open(path, "w", encoding="utf-8") as f:
         f.write("".join(token + "\n" for token in vocabulary))

@@ -2,10 +2,11 @@
 
 from kerlm.tasks.base import Task
 from kerlm.tasks.classification import ClassificationTask
+from kerlm.tasks.qa import QATask
 from kerlm.tasks.seq2seq import Seq2SeqTask, SummarizationTask, TranslationTask
 
 TASKS = {"sentiment": ClassificationTask, "translation": TranslationTask,
-         "summarization": SummarizationTask}
+         "summarization": SummarizationTask, "qa": QATask}
 
 
 def get_task(config):
@@ -15,5 +16,5 @@ def get_task(config):
     return TASKS[config.task](config)
 
 
-__all__ = ["Task", "ClassificationTask", "Seq2SeqTask", "SummarizationTask", "TranslationTask",
+__all__ = ["Task", "ClassificationTask", "QATask", "Seq2SeqTask", "SummarizationTask", "TranslationTask",
            "TASKS", "get_task"]

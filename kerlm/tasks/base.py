@@ -2,8 +2,35 @@
 
 import abc
 
-from kerlm.config import ConfigError
+from kerlm.config import ConfigError, check_model
 from kerlm.data import readers
+
+
+def build_backbone(model_config, vocabulary_size):
+    """The backbone `--model` names: a preset sized for the task's vocabulary, or a
+    checkpoint directory's backbone (its weights, vocabulary size and positions) as it is,
+    checked against the vocabulary and `--sequence_length`; problems are ConfigErrors."""
+    from kerlm import models  # noqa: PLC0415 (imports the model code only when building)
+
+    preset = model_config.preset
+    if check_model(preset) == "preset":
+        return models.Backbone.from_preset(
+            preset, vocabulary_size=vocabulary_size, dropout=model_config.dropout,
+            max_sequence_length=max(model_config.sequence_length, 16))
+    try:
+        backbone = models.Backbone.from_preset(preset, dropout=model_config.dropout)
+    except ValueError as e:  # the loader's message names the directory
+        raise ConfigError(str(e).replace("\n", " ")) from e
+    size = getattr(backbone, "vocabulary_size", vocabulary_size)
+    if vocabulary_size > size:
+        raise ConfigError(f"--model={preset}: its vocabulary has {vocabulary_size} pieces but "
+                          f"the backbone embeds only {size}")
+    limit = getattr(backbone, "max_sequence_length", None)
+    if getattr(backbone, "position", "learned") == "learned" and limit and \
+            model_config.sequence_length > limit:
+        raise ConfigError(f"--sequence_length={model_config.sequence_length} exceeds the "
+                          f"{limit} positions of --model={preset}")
+    return backbone
 
 
 class Task(abc.ABC):

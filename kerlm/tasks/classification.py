@@ -12,7 +12,7 @@ from kerlm.config import ConfigError, check_model
 from kerlm.data import uci_sentiment
 from kerlm.data.classification import LabelVocabulary, texts_and_labels
 from kerlm.metrics import classification_report
-from kerlm.tasks.base import Task
+from kerlm.tasks.base import Task, build_backbone
 
 LABELS_FILE = "labels.json"
 
@@ -53,7 +53,7 @@ class ClassificationTask(Task):
         texts, _ = texts_and_labels(train_records, text_field, label_field)
         model_config = self.config.model
         if check_model(model_config.preset) == "directory":
-            vocabulary = self._checkpoint_vocabulary(model_config.preset)
+            vocabulary = preprocessing.checkpoint_vocabulary(model_config.preset)
         else:
             kind = models.presets.get_preset(model_config.preset)["class"]
             if kind == "DecoderBackbone" and model_config.pooling == "first":
@@ -68,34 +68,15 @@ class ClassificationTask(Task):
         preprocessing.save_vocabulary(vocabulary, os.path.join(model_dir, preprocessing.VOCABULARY_FILE))
         self._make_preprocessor(vocabulary)
 
-    @staticmethod
-    def _checkpoint_vocabulary(path):
-        """The WordPiece vocabulary a checkpoint directory carries, or a one-line ConfigError."""
-        from kerlm.models import checkpoints  # noqa: PLC0415 (only needed for directories)
-        vocabulary_file = checkpoints.wordpiece_vocabulary(path)
-        if vocabulary_file is None:
-            raise ConfigError(f"--model={path} has no WordPiece vocabulary (looked for "
-                              f"{', '.join(checkpoints.VOCABULARY_FILES)}), which the task "
-                              "needs to tokenize text for its backbone")
-        vocabulary = preprocessing.load_vocabulary(vocabulary_file)
-        missing = [t for t in preprocessing.RESERVED_TOKENS[:4] if t not in vocabulary]
-        if missing:
-            raise ConfigError(f"{vocabulary_file} lacks the special tokens {missing} that the "
-                              "task's [CLS] text [SEP] packing needs")
-        return vocabulary
-
     def restore(self, model_dir):
         self.labels = LabelVocabulary.load(os.path.join(model_dir, LABELS_FILE))
         self._make_preprocessor(preprocessing.load_vocabulary(
             os.path.join(model_dir, preprocessing.VOCABULARY_FILE)))
 
     def _make_preprocessor(self, vocabulary):
-        # A vocabulary with upper-case pieces (a cased checkpoint's) is used as it is; one
-        # without (learned here, or an uncased checkpoint's) needs lower-cased input.
-        cased = any(token != token.lower() for token in vocabulary
-                    if not (token.startswith("[") and token.endswith("]")))
         self.preprocessor = preprocessing.WordPiecePreprocessor(
-            vocabulary, self.config.model.sequence_length, lowercase=not cased)
+            vocabulary, self.config.model.sequence_length,
+            lowercase=not preprocessing.is_cased(vocabulary))
 
     # Features -----------------------------------------------------------------------------
     def _features(self, texts):
@@ -126,17 +107,7 @@ class ClassificationTask(Task):
         checkpoint directory's backbone (its weights, vocabulary size and positions) as it is."""
         model_config = self.config.model
         preset = model_config.preset
-        vocabulary_size = len(self.preprocessor.vocabulary)
-        if check_model(preset) == "preset":
-            backbone = models.Backbone.from_preset(
-                preset, vocabulary_size=vocabulary_size, dropout=model_config.dropout,
-                max_sequence_length=max(model_config.sequence_length, 16))
-        else:
-            try:
-                backbone = models.Backbone.from_preset(preset, dropout=model_config.dropout)
-            except ValueError as e:  # the loader's message names the directory
-                raise ConfigError(str(e).replace("\n", " ")) from e
-            self._check_checkpoint(backbone, vocabulary_size)
+        backbone = build_backbone(model_config, len(self.preprocessor.vocabulary))
         if isinstance(backbone, models.EncoderDecoderBackbone):
             # The head classifies from the encoder; the decoder's weights get no gradients.
             warnings.filterwarnings(
@@ -146,18 +117,6 @@ class ClassificationTask(Task):
                                     pooling=model_config.pooling, dropout=model_config.dropout)
         except ValueError as e:  # e.g. --pooling=first on a decoder-only backbone
             raise ConfigError(f"--model={preset} --pooling={model_config.pooling}: {e}") from e
-
-    def _check_checkpoint(self, backbone, vocabulary_size):
-        model_config = self.config.model
-        size = getattr(backbone, "vocabulary_size", vocabulary_size)
-        if vocabulary_size > size:
-            raise ConfigError(f"--model={model_config.preset}: its vocabulary has "
-                              f"{vocabulary_size} pieces but the backbone embeds only {size}")
-        limit = getattr(backbone, "max_sequence_length", None)
-        if getattr(backbone, "position", "learned") == "learned" and limit and \
-                model_config.sequence_length > limit:
-            raise ConfigError(f"--sequence_length={model_config.sequence_length} exceeds the "
-                              f"{limit} positions of --model={model_config.preset}")
 
     def compile_args(self):
         return dict(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

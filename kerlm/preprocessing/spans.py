@@ -1,0 +1,240 @@
+"""Extractive QA features in TensorFlow ops: WordPiece with character offsets, context
+windows with a document stride, and span decoding back to the exact context text.
+
+Everything here runs inside `tf.data`, eagerly and in exported SavedModels (tensorflow-text
+ops only), so the served model takes raw question/context strings and returns the answer.
+
+Offsets: tensorflow-text's `BertTokenizer.tokenize_with_offsets` reports offsets into the
+*normalized* (case-folded, accent-stripped) text, which drift from the original on accented
+letters. So words are split on the original text (with offsets), each word is normalized and
+WordPiece-tokenized on its own, and a piece's offsets are mapped back into its word: a word's
+first piece starts where the word starts and its last piece ends where the word ends.
+"""
+
+import keras
+import tensorflow as tf
+import tensorflow_text
+
+from kerlm.preprocessing.wordpiece import RESERVED_TOKENS
+
+# keras-hub's WordPieceTokenizer splits on whitespace and keeps punctuation as tokens; these
+# are its ASCII ranges plus Unicode punctuation and symbols.
+_PUNCTUATION = r"[!-/]|[:-@]|[\[-`]|[{-~]|\p{P}|\p{S}"
+_DELIMITERS = r"\s|" + _PUNCTUATION
+NO_OFFSET = -1  # token_start / token_end of positions outside the context
+
+
+class QAPreprocessor(keras.layers.Layer):
+    """`(question, context)` strings → windows `[CLS] question [SEP] context part [SEP]`.
+
+    The question is cut to `max_query_length` pieces; a context that does not fit is split
+    into overlapping windows that start every `doc_stride` pieces, so one example gives one
+    or more rows. Each row also carries `example_index` (its row in the input batch) and the
+    byte offsets `token_start`/`token_end` of its context pieces in the context string
+    (`NO_OFFSET` elsewhere), which `best_spans` turns back into answer text.
+
+    Example:
+    >>> vocab = RESERVED_TOKENS + ["who", "wrote", "it", "?", "tolstoy", "war", "and",
+    ...                            "peace", "."]
+    >>> pre = QAPreprocessor(vocab, sequence_length=10, max_query_length=4, doc_stride=2)
+    >>> rows = pre(tf.constant(["Who wrote it?"]), tf.constant(["Tolstoy wrote War and Peace."]))
+    >>> rows["example_index"].numpy().tolist()  # 6 context pieces, 3 fit: 3 windows
+    [0, 0, 0]
+    >>> rows["token_ids"].numpy()[1].tolist()
+    [2, 5, 6, 7, 8, 3, 10, 11, 12, 3]
+    >>> rows["token_start"].numpy()[1].tolist()  # "War and Peace" at bytes 14, 18, 22
+    [-1, -1, -1, -1, -1, -1, 14, 18, 22, -1]
+    """
+
+    def __init__(self, vocabulary, sequence_length, max_query_length=64, doc_stride=128,
+                 lowercase=True, **kwargs):
+        super().__init__(**kwargs)
+        if max_query_length + 4 > sequence_length:
+            raise ValueError(f"sequence_length={sequence_length} leaves no room for the "
+                             f"context after a {max_query_length}-piece question")
+        if doc_stride < 1:
+            raise ValueError(f"doc_stride must be positive, got {doc_stride}")
+        self.vocabulary = list(vocabulary)
+        self.sequence_length = sequence_length
+        self.max_query_length = max_query_length
+        self.doc_stride = doc_stride
+        self.lowercase = lowercase
+        index = {token: i for i, token in enumerate(self.vocabulary)}
+        missing = [t for t in RESERVED_TOKENS[:4] if t not in index]
+        if missing:
+            raise ValueError(f"Vocabulary lacks the reserved tokens {missing}")
+        self.pad_id, self.cls_id, self.sep_id = index["[PAD]"], index["[CLS]"], index["[SEP]"]
+        self.tokenizer = tensorflow_text.FastWordpieceTokenizer(
+            self.vocabulary, suffix_indicator="##", max_bytes_per_word=100,
+            token_out_type=tf.int32, unknown_token="[UNK]", no_pretokenization=True,
+            support_detokenization=False)
+        self.built = True  # no weights: the vocabulary lives in the tokenizer's op
+
+    def tokenize_with_offsets(self, texts):
+        """Ragged `[batch, pieces]` ids and byte offsets `(start, end)` into each text."""
+        words, starts, ends = tensorflow_text.regex_split_with_offsets(
+            texts, _DELIMITERS, _PUNCTUATION)
+        normalized = words
+        if self.lowercase:  # as keras-hub's WordPieceTokenizer(lowercase, strip_accents)
+            normalized = tensorflow_text.case_fold_utf8(normalized)
+            normalized = tensorflow_text.normalize_utf8(normalized, "NFD")
+            normalized = tf.strings.regex_replace(normalized, r"\p{Mn}", "")
+        pieces, piece_starts, piece_ends = self.tokenizer.tokenize_with_offsets(normalized)
+        word_of_piece = pieces.values.value_rowids()  # index into the flat words
+        word_start = tf.gather(starts.flat_values, word_of_piece)
+        word_end = tf.gather(ends.flat_values, word_of_piece)
+        word_length = word_end - word_start
+        start = word_start + tf.minimum(piece_starts.flat_values, word_length)
+        end = word_start + tf.minimum(piece_ends.flat_values, word_length)
+        last = tf.equal(tf.range(tf.size(pieces.flat_values, tf.int64)),
+                        tf.gather(pieces.values.row_limits() - 1, word_of_piece))
+        end = tf.where(last, word_end, end)
+        splits = pieces.merge_dims(1, 2).row_splits
+        return (tf.RaggedTensor.from_row_splits(pieces.flat_values, splits),
+                tf.RaggedTensor.from_row_splits(start, splits),
+                tf.RaggedTensor.from_row_splits(end, splits))
+
+    def call(self, question, context):
+        """`{token_ids, padding_mask, segment_ids, token_start, token_end}` int32
+        `[rows, sequence_length]` and `example_index` int32 `[rows]`."""
+        question_ids = self.tokenize_with_offsets(question)[0][:, :self.max_query_length]
+        context_ids, context_start, context_end = self.tokenize_with_offsets(context)
+        question_length = tf.cast(question_ids.row_lengths(), tf.int32)
+        context_length = tf.cast(context_ids.row_lengths(), tf.int32)
+        room = self.sequence_length - 3 - question_length
+        windows = 1 + tf.maximum(0, -(-(context_length - room) // self.doc_stride))
+        example = tf.repeat(tf.range(tf.shape(question)[0]), windows)
+        offset = tf.ragged.range(windows).flat_values * self.doc_stride
+        length = tf.minimum(tf.gather(room, example),
+                            tf.gather(context_length, example) - offset)
+        first = tf.cast(tf.gather(context_ids.row_starts(), example), tf.int32) + offset
+        flat = tf.ragged.range(first, first + length)
+        window_ids = tf.gather(context_ids.values, flat)
+        rows = tf.shape(example)[0]
+
+        def fill(value, like=None):
+            if like is None:
+                return tf.fill([rows, 1], value)
+            return tf.ones_like(like, tf.int32) * value
+
+        query = tf.gather(question_ids, example)
+        token_ids = tf.concat([fill(self.cls_id), query, fill(self.sep_id), window_ids,
+                               fill(self.sep_id)], axis=1)
+        segment_ids = tf.concat([fill(0), fill(0, query), fill(0), fill(1, window_ids),
+                                 fill(1)], axis=1)
+        offsets = []
+        for values in (context_start, context_end):
+            window = tf.cast(tf.gather(values.values, flat), tf.int32)
+            offsets.append(tf.concat([fill(NO_OFFSET), fill(NO_OFFSET, query),
+                                      fill(NO_OFFSET), window, fill(NO_OFFSET)], axis=1))
+        shape = [None, self.sequence_length]
+        return {"token_ids": token_ids.to_tensor(self.pad_id, shape=shape),
+                "padding_mask": tf.ones_like(token_ids, tf.int32).to_tensor(0, shape=shape),
+                "segment_ids": segment_ids.to_tensor(0, shape=shape),
+                "token_start": offsets[0].to_tensor(NO_OFFSET, shape=shape),
+                "token_end": offsets[1].to_tensor(NO_OFFSET, shape=shape),
+                "example_index": example}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(vocabulary=self.vocabulary, sequence_length=self.sequence_length,
+                      max_query_length=self.max_query_length, doc_stride=self.doc_stride,
+                      lowercase=self.lowercase)
+        return config
+
+
+def best_spans(logits, rows, context, max_answer_length=30, allow_null=False,
+               null_score_diff_threshold=0.0):
+    """One answer per example from span logits over its windows, in TensorFlow ops.
+
+    `logits` `[rows, 2, length]` (start, end), `rows` the `QAPreprocessor` output for
+    `context` `[batch]`. In each window the best span (start ≤ end < start +
+    `max_answer_length`, both inside the context) is the one with the largest start + end
+    logit; across windows the largest sum wins. With `allow_null` (SQuAD v2.0) the answer is
+    empty when the best `[CLS]` score of the example's windows beats the span by more than
+    `null_score_diff_threshold`.
+
+    Returns `{"answer": string, "start", "end": int32 character offsets into the context
+    (end exclusive; -1 for an empty answer), "score": float32}` `[batch]`; `score` is the
+    span's probability among the valid spans of its window.
+    """
+    start_logits, end_logits = logits[:, 0], logits[:, 1]
+    length = tf.shape(start_logits)[1]
+    valid = rows["token_start"] >= 0
+    position = tf.range(length)
+    band = (position[None, :] >= position[:, None]) & \
+        (position[None, :] - position[:, None] < max_answer_length)
+    allowed = band[None] & valid[:, :, None] & valid[:, None, :]
+    scores = start_logits[:, :, None] + end_logits[:, None, :]
+    flat = tf.reshape(tf.where(allowed, scores, -1e30), [-1, length * length])
+    best = tf.argmax(flat, axis=1, output_type=tf.int32)
+    best_score = tf.reduce_max(flat, axis=1)
+    probability = tf.exp(best_score - tf.reduce_logsumexp(flat, axis=1))
+    has_span = tf.reduce_any(tf.reshape(allowed, [-1, length * length]), axis=1)
+    best_score = tf.where(has_span, best_score, -1e30)
+
+    example = rows["example_index"]
+    batch = tf.shape(context)[0]
+    example_best = tf.math.unsorted_segment_max(best_score, example, batch)
+    is_best = tf.equal(best_score, tf.gather(example_best, example))
+    window = tf.math.unsorted_segment_min(
+        tf.where(is_best, tf.range(tf.shape(example)[0]), tf.int32.max), example, batch)
+    span = tf.gather(best, window)
+    start_token, end_token = span // length, span % length
+    byte_start = tf.gather_nd(rows["token_start"], tf.stack([window, start_token], axis=1))
+    byte_end = tf.gather_nd(rows["token_end"], tf.stack([window, end_token], axis=1))
+    answer_found = tf.gather(has_span, window)
+    if allow_null:
+        null = tf.math.unsorted_segment_min(start_logits[:, 0] + end_logits[:, 0], example,
+                                            batch)
+        answer_found &= ~(null - example_best > null_score_diff_threshold)
+    # Byte → character offsets, snapped outwards to whole characters (a piece inside a word
+    # with accents can end mid-character): the start's character, up to the end's.
+    _, char_bytes = tf.strings.unicode_decode_with_offsets(context, "UTF-8")
+    char_bytes = tf.cast(char_bytes, tf.int32)
+    char_start = tf.reduce_sum(tf.cast(char_bytes <= byte_start[:, None], tf.int32), axis=1) - 1
+    char_end = tf.reduce_sum(tf.cast(char_bytes < byte_end[:, None], tf.int32), axis=1)
+    char_start = tf.where(answer_found, char_start, 0)
+    char_end = tf.where(answer_found, char_end, 0)
+    answer = tf.strings.substr(context, char_start, char_end - char_start, unit="UTF8_CHAR")
+    return {"answer": answer,
+            "start": tf.where(answer_found, char_start, -1),
+            "end": tf.where(answer_found, char_end, -1),
+            "score": tf.where(answer_found, tf.gather(probability, window), 0.0)}
+
+
+def byte_span(context, answer_start, text):
+    """`(byte_start, byte_end)` in UTF-8 of the answer at character `answer_start`.
+
+    >>> byte_span("Café au lait", 5, "au")
+    (6, 8)
+    """
+    start = len(context[:answer_start].encode("utf-8"))
+    return start, start + len(text.encode("utf-8"))
+
+
+def span_labels(rows, byte_spans):
+    """`[rows, 2]` int32 (start, end) positions of each row's answer; `(0, 0)` (`[CLS]`)
+    where the window does not hold the whole answer or the example has none.
+
+    `rows` is numpy `QAPreprocessor` output; `byte_spans[i]` is example i's
+    `(byte_start, byte_end)` or None. A piece belongs to the answer if it overlaps it.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    starts, ends = rows["token_start"], rows["token_end"]
+    labels = np.zeros((len(starts), 2), "int32")
+    for row, example in enumerate(rows["example_index"]):
+        span = byte_spans[example]
+        if span is None:
+            continue
+        inside = (starts[row] >= 0) & (ends[row] > span[0]) & (starts[row] < span[1])
+        positions = np.flatnonzero(inside)
+        first_context = np.flatnonzero(starts[row] >= 0)
+        if not len(positions) or not len(first_context):
+            continue
+        covered = starts[row][positions[0]] <= span[0] or positions[0] > first_context[0]
+        covered &= ends[row][positions[-1]] >= span[1] or positions[-1] < first_context[-1]
+        if covered:
+            labels[row] = positions[0], positions[-1]
+    return labels

@@ -1,0 +1,234 @@
+"""Extractive question answering: a question and a context in, the answer span out."""
+
+import json
+import os
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerlm import heads, models, preprocessing, qa_baselines
+from kerlm.config import ConfigError, check_model
+from kerlm.data import cloze, squad, wiki_cloze_qa
+from kerlm.metrics import squad_report
+from kerlm.tasks.base import Task, build_backbone
+
+QA_FILE = "qa.json"  # what training data decided: whether unanswerable questions exist
+EXAMPLES = 4
+
+
+class QATask(Task):
+    """Find each question's answer in its context (SQuAD v1.1, or v2.0 with unanswerable
+    questions). Reads SQuAD JSON or JSONL (`question`, `context`, `answers`); without files
+    it trains on the embedded Wikipedia cloze questions.
+
+    Long contexts are read in windows (`--doc_stride`), the answer is the best span over all
+    windows (`--max_answer_length`), mapped back to the exact characters of the context. A
+    model trained on data with unanswerable questions may answer "" (v2.0 behaviour); one
+    trained on v1.1 data always answers.
+    """
+
+    name = "qa"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.preprocessor = None
+        self.allow_null = False
+
+    # Data ---------------------------------------------------------------------------------
+    def fields(self):
+        return squad.FIELDS
+
+    def embedded(self, split):
+        return wiki_cloze_qa.load(split)
+
+    def read_file(self, path):
+        return squad.read_qa(path, skip_bad_rows=self.config.data.skip_bad_rows)
+
+    def read(self, split):
+        """The split's records; training adds `--cloze_questions` made from its contexts."""
+        records = super().read(split)
+        per_sentence = self.config.data.cloze_questions
+        if split == "train" and per_sentence:
+            records = records + cloze.cloze_questions(records, self.config.train.seed,
+                                                      per_sentence)
+        return records
+
+    @staticmethod
+    def pairs(records):
+        return [(r.fields["question"], r.fields["context"]) for r in records]
+
+    # Assets -------------------------------------------------------------------------------
+    def prepare(self, train_records, model_dir):
+        model_config = self.config.model
+        if check_model(model_config.preset) == "directory":
+            vocabulary = preprocessing.checkpoint_vocabulary(model_config.preset)
+        else:
+            self._check_backbone_kind(models.presets.get_preset(model_config.preset)["class"])
+            contexts = list(dict.fromkeys(r.fields["context"] for r in train_records))
+            questions = [r.fields["question"] for r in train_records]
+            vocabulary = preprocessing.learn_vocabulary(contexts + questions,
+                                                        model_config.vocabulary_size)
+        self.allow_null = any(not r.fields["answers"] for r in train_records)
+        os.makedirs(model_dir, exist_ok=True)
+        preprocessing.save_vocabulary(vocabulary,
+                                      os.path.join(model_dir, preprocessing.VOCABULARY_FILE))
+        with open(os.path.join(model_dir, QA_FILE), "w") as f:
+            json.dump({"allow_null": self.allow_null}, f)
+        self._make_preprocessor(vocabulary)
+
+    def _check_backbone_kind(self, kind):
+        if kind == "DecoderBackbone":
+            raise ConfigError(f"--task=qa needs a bidirectional encoder; --model="
+                              f"{self.config.model.preset} is decoder-only: use an encoder or "
+                              "encoder-decoder preset")
+
+    def restore(self, model_dir):
+        with open(os.path.join(model_dir, QA_FILE)) as f:
+            self.allow_null = json.load(f)["allow_null"]
+        self._make_preprocessor(preprocessing.load_vocabulary(
+            os.path.join(model_dir, preprocessing.VOCABULARY_FILE)))
+
+    def _make_preprocessor(self, vocabulary):
+        data, model = self.config.data, self.config.model
+        try:
+            self.preprocessor = preprocessing.QAPreprocessor(
+                vocabulary, model.sequence_length, max_query_length=data.max_query_length,
+                doc_stride=data.doc_stride, lowercase=not preprocessing.is_cased(vocabulary))
+        except ValueError as e:
+            raise ConfigError(f"--sequence_length={model.sequence_length} "
+                              f"--max_query_length={data.max_query_length} "
+                              f"--doc_stride={data.doc_stride}: {e}") from e
+
+    # Features -----------------------------------------------------------------------------
+    def windows(self, records, batch_size=256):
+        """Numpy `QAPreprocessor` rows of all records (tokenized in batches) and labels."""
+        parts = []
+        for start in range(0, len(records), batch_size):
+            chunk = records[start:start + batch_size]
+            questions, contexts = zip(*self.pairs(chunk))
+            rows = {k: v.numpy() for k, v in self.preprocessor(tf.constant(questions),
+                                                               tf.constant(contexts)).items()}
+            rows["example_index"] = rows["example_index"] + start
+            parts.append(rows)
+        rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        spans = []
+        for r in records:
+            answers = r.fields["answers"]
+            spans.append(preprocessing.byte_span(r.fields["context"], answers[0]["answer_start"],
+                                                 answers[0]["text"]) if answers else None)
+        return rows, preprocessing.span_labels(rows, spans)
+
+    def dataset(self, records, training):
+        """`(features, [start, end] labels)` batches of windows; a window that does not hold
+        the answer is labelled `[CLS]` (position 0)."""
+        rows, labels = self.windows(records)
+        features = {k: rows[k] for k in ("token_ids", "padding_mask", "segment_ids")}
+        ds = tf.data.Dataset.from_tensor_slices((features, labels))
+        if training:
+            ds = ds.shuffle(len(labels), seed=self.config.train.seed,
+                            reshuffle_each_iteration=True)
+        ds = ds.batch(self.config.train.batch_size)
+        ds = ds.map(lambda x, y: (preprocessing.trim_batch(x), y))
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def mean_tokens(self, records):
+        rows, _ = self.windows(records)
+        return float(rows["padding_mask"].sum(axis=1).mean())
+
+    # Model --------------------------------------------------------------------------------
+    def build_model(self):
+        backbone = build_backbone(self.config.model, len(self.preprocessor.vocabulary))
+        self._check_backbone_kind(type(backbone).__name__)
+        if isinstance(backbone, models.EncoderDecoderBackbone):
+            # The head reads the encoder; the decoder's weights get no gradients.
+            warnings.filterwarnings(
+                "ignore", message=r"Gradients do not exist for variables \['decoder_")
+        warnings.filterwarnings("ignore", message="Gradients do not exist for variables.*pooled")
+        return heads.SpanLabeler(backbone, dropout=self.config.model.dropout)
+
+    def compile_args(self):
+        return dict(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                    metrics=[keras.metrics.SparseCategoricalAccuracy(name="span_accuracy")])
+
+    # Evaluation and prediction ------------------------------------------------------------
+    def answer(self, model, pairs):
+        """`[{"answer", "start", "end", "score"}]` through the exported serving function."""
+        serve = self.serving_functions(model)[0]["serving_default"]
+        size = self.config.train.batch_size
+        results = []
+        for start in range(0, len(pairs), size):
+            questions, contexts = zip(*pairs[start:start + size])
+            out = {k: v.numpy() for k, v in serve(tf.constant(questions),
+                                                  tf.constant(contexts)).items()}
+            results += [{"answer": out["answer"][i].decode("utf-8"),
+                         "start": int(out["start"][i]), "end": int(out["end"][i]),
+                         "score": float(out["score"][i])} for i in range(len(questions))]
+        return results
+
+    @staticmethod
+    def gold(records):
+        return [[a["text"] for a in r.fields["answers"]] for r in records]
+
+    def evaluate(self, model, records):
+        pairs = self.pairs(records)
+        answers = self.answer(model, pairs)
+        report = squad_report([a["answer"] for a in answers], self.gold(records))
+        report["examples"] = [{"source": q, "reference": g[0] if g else "",
+                               "output": a["answer"]}
+                              for (q, _), g, a in zip(pairs, self.gold(records), answers)
+                              ][:EXAMPLES]
+        return report
+
+    def baseline_reports(self, train_records, records):
+        """The sentence sharing most words with the question; and the cloze gap (that
+        sentence minus the question's words), a lexical-matching ceiling on cloze data."""
+        pairs, gold = self.pairs(records), self.gold(records)
+        return {"sentence_overlap_baseline": squad_report(qa_baselines.sentence_overlap(pairs),
+                                                          gold),
+                "cloze_gap_baseline": squad_report(qa_baselines.cloze_gap(pairs), gold)}
+
+    def headline(self, report):
+        return f"exact_match {report['exact_match']:.2f}  f1 {report['f1']:.2f}"
+
+    def predict(self, model, inputs):
+        """Answers for `{"question", "context"}` dicts (or JSON strings of them)."""
+        pairs = []
+        for n, item in enumerate(inputs, 1):
+            if isinstance(item, str):
+                try:
+                    item = json.loads(item)
+                except json.JSONDecodeError as e:
+                    raise ConfigError(f"input {n}: QA input must be a JSON object "
+                                      f'{{"question": ..., "context": ...}}: {e}') from e
+            if not isinstance(item, dict) or not all(isinstance(item.get(k), str)
+                                                     for k in ("question", "context")):
+                raise ConfigError(f"input {n}: QA input needs string fields 'question' and "
+                                  f"'context', got {item!r}"[:300])
+            pairs.append((item["question"], item["context"]))
+        return self.answer(model, pairs)
+
+    # Export -------------------------------------------------------------------------------
+    def serving_functions(self, model):
+        """`serving_default`: `question`, `context` (string `[batch]`) → `answer` (string),
+        `start`, `end` (int32 character offsets into the context, end exclusive; -1 for no
+        answer) and `score` (float32), windows and span decoding included."""
+        preprocessor = self.preprocessor
+        decode = self.config.decode
+        allow_null = self.allow_null
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="question"),
+                                      tf.TensorSpec([None], tf.string, name="context")])
+        def serve(question, context):
+            rows = preprocessor(question, context)
+            features = {k: rows[k] for k in ("token_ids", "padding_mask", "segment_ids")}
+            logits = model(preprocessing.trim_batch(features), training=False)
+            trimmed = {**rows, **{k: rows[k][:, :tf.shape(logits)[2]]
+                                  for k in ("token_start", "token_end")}}
+            return preprocessing.best_spans(
+                logits, trimmed, context, max_answer_length=decode.max_answer_length,
+                allow_null=allow_null,
+                null_score_diff_threshold=decode.null_score_diff_threshold)
+
+        return {"serving_default": serve}, [preprocessor]

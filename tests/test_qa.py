@@ -1,0 +1,321 @@
+"""Extractive QA: readers, windows and offsets, span labels and decoding, SQuAD metrics, the
+span head learning, and a tiny run end to end (train, evaluate, predict, export, load
+without kerlm, serve)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import requests
+import tensorflow as tf
+
+from conftest import run_app, start_server, wait_until_serving
+from kerlm.data import squad
+from kerlm.data.readers import DataError
+from kerlm.metrics.squad import exact_match, f1, normalize_answer, squad_report
+from kerlm.preprocessing import (RESERVED_TOKENS, QAPreprocessor, best_spans, byte_span,
+                                 span_labels)
+
+VOCAB = RESERVED_TOKENS + ["who", "wrote", "when", "?", "tolstoy", "war", "and", "peace",
+                           "in", "1869", ".", "the", "caf", "##e", "na", "##ive",
+                           "moscow", "was", "born"]
+CONTEXT = "Tolstoy wrote War and Peace in 1869. The café naïve was born in Moscow."
+
+
+def squad_file(tmp_path, qas, context=CONTEXT, version="1.1", name="data.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps({"version": version, "data": [{"title": "T", "paragraphs": [
+        {"context": context, "qas": qas}]}]}), encoding="utf-8")
+    return str(path)
+
+
+# Readers ------------------------------------------------------------------------------------
+def test_squad_v1_v2_and_jsonl_records(tmp_path):
+    qas = [{"id": "a", "question": "Who wrote War and Peace?",
+            "answers": [{"text": "Tolstoy", "answer_start": 0},
+                        {"text": "Tolstoy wrote", "answer_start": 0}]},
+           {"id": "b", "question": "Who painted it?", "answers": [], "is_impossible": True}]
+    records = squad.read_qa(squad_file(tmp_path, qas, version="v2.0"))
+    assert [r.fields["id"] for r in records] == ["a", "b"]
+    assert [len(r.fields["answers"]) for r in records] == [2, 0]
+    lines = [{"question": "When?", "context": CONTEXT,
+              "answers": [{"text": "1869", "answer_start": CONTEXT.index("1869")}]},
+             {"question": "Why?", "context": CONTEXT, "answers": []}]
+    path = tmp_path / "qa.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    records = squad.read_qa(str(path))
+    assert records[0].fields["answers"][0]["text"] == "1869" and not records[1].fields["answers"]
+
+
+def test_answer_start_that_misses_the_text_names_file_question_and_texts(tmp_path):
+    qas = [{"id": "q7", "question": "When?", "answers": [{"text": "1869", "answer_start": 30}]}]
+    with pytest.raises(DataError) as error:
+        squad.read_qa(squad_file(tmp_path, qas))
+    message = str(error.value)
+    assert "data.json" in message and "qas[0]" in message and "'q7'" in message
+    assert "'1869'" in message and "answer_start 30" in message and "' 186'" in message
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps({"question": "When?", "context": CONTEXT, "answers": []}) + "\n"
+                    + json.dumps({"question": "When?", "context": CONTEXT,
+                                  "answers": [{"text": "1870", "answer_start": 31}]}) + "\n")
+    with pytest.raises(DataError, match=r"bad.jsonl:2: .*'1870' does not match"):
+        squad.read_qa(str(path))
+    path.write_text(json.dumps({"question": "When?", "context": CONTEXT}) + "\n")
+    with pytest.raises(DataError, match=r"bad.jsonl:1: field 'answers' is missing"):
+        squad.read_qa(str(path))
+    with pytest.raises(DataError, match="no answers and not marked is_impossible"):
+        squad.read_qa(squad_file(tmp_path, [{"id": "x", "question": "Q?", "answers": []}]))
+
+
+# Windows, offsets, labels and decoding ------------------------------------------------------
+def test_offsets_point_at_the_original_text_with_accents_and_case():
+    pre = QAPreprocessor(VOCAB, sequence_length=64, max_query_length=16)
+    ids, starts, ends = pre.tokenize_with_offsets(tf.constant([CONTEXT]))
+    raw = CONTEXT.encode("utf-8")
+    pieces = [raw[s:e].decode("utf-8", "replace")
+              for s, e in zip(starts[0].numpy(), ends[0].numpy())]
+    assert pieces[:8] == ["Tolstoy", "wrote", "War", "and", "Peace", "in", "1869", "."]
+    tokens = [VOCAB[i] for i in ids[0].numpy()]
+    assert tokens[9:13] == ["caf", "##e", "na", "##ive"]
+    assert "".join(pieces[9:11]) == "café" and pieces[11] == "na"  # pieces stay in the word
+    assert raw[starts[0, 11]:ends[0, 12]].decode() == "naïve"
+
+
+def test_windows_cover_the_context_with_the_stride():
+    pre = QAPreprocessor(VOCAB, sequence_length=12, max_query_length=3, doc_stride=2)
+    rows = {k: v.numpy() for k, v in pre(tf.constant(["who wrote war and peace ?", "when ?"]),
+                                         tf.constant([CONTEXT, "in 1869 ."])).items()}
+    context_pieces = int(pre.tokenize_with_offsets(tf.constant([CONTEXT]))[0].row_lengths()[0])
+    room = 12 - 3 - 3  # question cut to 3 pieces
+    windows = int((rows["example_index"] == 0).sum())
+    assert windows == 1 + -(-(context_pieces - room) // 2)
+    assert (rows["example_index"] == 1).sum() == 1
+    first = rows["token_ids"][0]
+    assert first[:5].tolist() == [2, VOCAB.index("who"), VOCAB.index("wrote"),
+                                  VOCAB.index("war"), 3]  # [CLS] question (cut) [SEP]
+    assert rows["segment_ids"][0].tolist() == [0] * 5 + [1] * 7
+    seen = set()  # every context piece is in some window, in order
+    for row in np.flatnonzero(rows["example_index"] == 0):
+        starts = rows["token_start"][row]
+        window = starts[starts >= 0]
+        assert len(window) <= room and (np.diff(window) > 0).all()
+        seen.update(window.tolist())
+    assert len(seen) == context_pieces
+
+
+def test_span_labels_mark_the_answer_pieces_or_cls():
+    pre = QAPreprocessor(VOCAB, sequence_length=12, max_query_length=3, doc_stride=2)
+    rows = {k: v.numpy() for k, v in pre(tf.constant(["when ?", "who ?"]),
+                                         tf.constant([CONTEXT, CONTEXT])).items()}
+    answer = byte_span(CONTEXT, CONTEXT.index("War and Peace"), "War and Peace")
+    labels = span_labels(rows, [answer, None])
+    raw = CONTEXT.encode()
+    found = []
+    for row, (start, end) in enumerate(labels):
+        if rows["example_index"][row] == 1 or (start, end) == (0, 0):
+            assert (start, end) == (0, 0)
+            continue
+        found.append(raw[rows["token_start"][row, start]:rows["token_end"][row, end]])
+    assert found and set(found) == {b"War and Peace"}  # each window holding all of it
+    # windows that hold only part of the answer are labelled [CLS]
+    partial = [row for row in range(len(labels)) if rows["example_index"][row] == 0
+               and tuple(labels[row]) == (0, 0)
+               and np.isin(rows["token_start"][row], [14, 18, 22]).any()]
+    assert partial
+
+
+def test_best_spans_across_windows_length_limit_null_and_characters():
+    pre = QAPreprocessor(VOCAB, sequence_length=12, max_query_length=3, doc_stride=2)
+    contexts = tf.constant([CONTEXT, CONTEXT, "in 1869 ."])
+    rows = pre(tf.constant(["when ?"] * 3), contexts)
+    numpy_rows = {k: v.numpy() for k, v in rows.items()}
+    logits = np.zeros((len(numpy_rows["example_index"]), 2, 12), "float32")
+
+    def put(example, text, score):  # a high start/end logit on `text` in its last window
+        byte_start, byte_end = byte_span(CONTEXT, CONTEXT.index(text), text)
+        for row in np.flatnonzero(numpy_rows["example_index"] == example)[::-1]:
+            starts, ends = numpy_rows["token_start"][row], numpy_rows["token_end"][row]
+            if byte_start in starts and byte_end in ends:
+                logits[row, 0, list(starts).index(byte_start)] = score
+                logits[row, 1, list(ends).index(byte_end)] = score
+                return
+
+    put(0, "1869", 5.0)
+    put(0, "naïve", 9.0)  # a stronger span in a later window wins
+    put(1, "War and Peace", 4.0)
+    out = {k: v.numpy() for k, v in best_spans(tf.constant(logits), rows, contexts).items()}
+    answers = [a.decode() for a in out["answer"]]
+    assert answers[:2] == ["naïve", "War and Peace"]
+    for i in range(2):  # character offsets into the original string
+        assert CONTEXT[out["start"][i]:out["end"][i]] == answers[i]
+    assert 0 < out["score"][0] <= 1
+    short = best_spans(tf.constant(logits), rows, contexts, max_answer_length=2)
+    assert short["answer"].numpy()[1].decode() != "War and Peace"  # 3 pieces: too long
+    logits[:, :, 0] = 50.0  # [CLS] beats every span: v2.0 models answer nothing
+    empty = best_spans(tf.constant(logits), rows, contexts, allow_null=True)
+    assert empty["answer"].numpy().tolist() == [b""] * 3
+    assert empty["start"].numpy().tolist() == [-1] * 3
+    assert best_spans(tf.constant(logits), rows, contexts)["answer"].numpy()[1] != b""
+
+
+# Metrics ------------------------------------------------------------------------------------
+def test_squad_metrics_match_the_official_script_by_hand():
+    assert normalize_answer("The Quick, brown  FOX.") == "quick brown fox"
+    assert exact_match("a Denver Broncos", ["Denver Broncos"]) == 1.0
+    assert exact_match("Broncos", ["Denver Broncos"]) == 0.0
+    # precision 1/1, recall 1/2 → 2/3; the best of the gold answers counts
+    assert f1("Broncos", ["Denver Broncos", "Carolina Panthers"]) == pytest.approx(2 / 3)
+    assert f1("Denver Broncos win", ["Denver Broncos"]) == pytest.approx(0.8)
+    assert f1("", []) == 1.0 and f1("Denver", []) == 0.0 and exact_match("", []) == 1.0
+    report = squad_report(["Denver Broncos", "Panthers", ""], [["Denver Broncos"],
+                                                               ["Carolina Panthers"], []])
+    assert report["exact_match"] == pytest.approx(200 / 3)
+    assert report["f1"] == pytest.approx(100 * (1 + 2 / 3 + 1) / 3)
+
+
+# The head learns ----------------------------------------------------------------------------
+def test_span_head_learns_to_find_the_token_after_a_marker():
+    """Random contexts where the answer is the two tokens after marker token 5: a tiny
+    encoder with the span head finds it on held-out rows (chance: ~1/30 per position)."""
+    from kerlm.heads import SpanLabeler
+    from kerlm.models import EncoderBackbone
+    rng = np.random.default_rng(0)
+    n, length = 1200, 32
+    ids = rng.integers(6, 40, (n, length)).astype("int32")
+    ids[:, 0], ids[:, 1] = 2, 3
+    marker = rng.integers(2, length - 3, n)
+    ids[np.arange(n), marker] = 5
+    labels = np.stack([marker + 1, marker + 2], axis=1).astype("int32")
+    features = {"token_ids": ids, "padding_mask": np.ones_like(ids),
+                "segment_ids": np.ones_like(ids)}
+    keras.utils.set_random_seed(1)
+    model = SpanLabeler(EncoderBackbone(vocabulary_size=40, num_layers=2, hidden_dim=32,
+                                        num_heads=2, intermediate_dim=64, dropout=0.0,
+                                        max_sequence_length=length), dropout=0.0)
+    model.compile(keras.optimizers.Adam(1e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    train = {k: v[:1000] for k, v in features.items()}
+    model.fit(train, labels[:1000], batch_size=50, epochs=30, verbose=0)
+    predicted = np.asarray(model.predict({k: v[1000:] for k, v in features.items()},
+                                         verbose=0)).argmax(-1)
+    assert (predicted == labels[1000:]).all(axis=1).mean() > 0.9
+
+
+# End to end ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def qa_run(tmp_path_factory):
+    """A tiny encoder on 800 embedded training questions, 40 steps, exported."""
+    from kerlm.data import wiki_cloze_qa
+    root = tmp_path_factory.mktemp("qa")
+    for split, n in (("train", 800), ("dev", 30), ("test", 30)):
+        records = wiki_cloze_qa.load(split)[:n]
+        with open(root / f"{split}.jsonl", "w", encoding="utf-8") as f:
+            for r in records:
+                f.write(json.dumps({k: r.fields[k] for k in ("question", "context",
+                                                              "answers")}) + "\n")
+    model_dir, export_dir = str(root / "model"), str(root / "exports")
+    result = run_app("train", "--task=qa", "--model=encoder_tiny", "--vocabulary_size=2000",
+                     "--sequence_length=96", "--max_query_length=32", "--doc_stride=32",
+                     "--batch_size=32", "--train_steps=40", "--log_every_steps=20",
+                     f"--train_data={root / 'train.jsonl'}",
+                     f"--eval_data={root / 'dev.jsonl'}", f"--test_data={root / 'test.jsonl'}",
+                     f"--model_dir={model_dir}", f"--export_dir={export_dir}")
+    return {"model_dir": model_dir, "export_path": os.path.join(export_dir, "qa", "1"),
+            "stdout": result.stdout, "root": root}
+
+
+def test_training_and_evaluate_report_squad_metrics_and_baselines(qa_run):
+    model_dir = qa_run["model_dir"]
+    dev = json.load(open(os.path.join(model_dir, "dev_metrics.json")))
+    assert {"exact_match", "f1", "num_examples", "examples"} <= set(dev)
+    assert dev["num_examples"] == 30 and "dev exact_match" in qa_run["stdout"]
+    run_app("evaluate", f"--model_dir={model_dir}")
+    test = json.load(open(os.path.join(model_dir, "test_metrics.json")))
+    assert set(test) == {"model", "sentence_overlap_baseline", "cloze_gap_baseline"}
+    # the cloze gap knows how the questions were made: far above the sentence baseline
+    assert test["cloze_gap_baseline"]["f1"] > 2 * test["sentence_overlap_baseline"]["f1"]
+    assert test["sentence_overlap_baseline"]["exact_match"] < 5
+
+
+LONG = " ".join([CONTEXT] * 12)  # about 200 pieces: several windows of 96
+
+
+def test_export_answers_with_offsets_without_kerlm(qa_run):
+    """A fresh process with TensorFlow + tensorflow-text only gets the same answers as the
+    task in-process, and every answer is its context's text at [start, end)."""
+    from kerlm import config, tasks, training
+    model_dir = qa_run["model_dir"]
+    task = tasks.get_task(config.Config.load(model_dir))
+    task.restore(model_dir)
+    pairs = [("Who wrote War and Peace?", CONTEXT), ("When was it written?", LONG),
+             ("Where?", "Moscow")]
+    expected = task.answer(training.load_model(model_dir), pairs)
+    script = (
+        "import json, sys, tensorflow as tf, tensorflow_text\n"
+        f"model = tf.saved_model.load({qa_run['export_path']!r})\n"
+        "pairs = json.loads(sys.stdin.read())\n"
+        "out = model.signatures['serving_default'](question=tf.constant([p[0] for p in pairs]),"
+        " context=tf.constant([p[1] for p in pairs]))\n"
+        "out = {k: v.numpy().tolist() for k, v in out.items()}\n"
+        "out['answer'] = [a.decode() for a in out['answer']]\n"
+        "assert 'kerlm' not in sys.modules\n"
+        "print(json.dumps(out))\n")
+    result = subprocess.run([sys.executable, "-c", script], input=json.dumps(pairs),
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    assert served["answer"] == [e["answer"] for e in expected]
+    assert served["start"] == [e["start"] for e in expected]
+    for (_, context), answer, start, end in zip(pairs, served["answer"], served["start"],
+                                                served["end"]):
+        assert answer and context[start:end] == answer
+    assert np.allclose(served["score"], [e["score"] for e in expected], atol=1e-5)
+
+
+def test_predict_and_rest_serving(qa_run, tmp_path):
+    result = run_app("predict", f"--model_dir={qa_run['model_dir']}",
+                     "--question=Who wrote War and Peace?", f"--context={CONTEXT}")
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert CONTEXT[answer["start"]:answer["end"]] == answer["answer"]
+    bad = run_app("predict", f"--model_dir={qa_run['model_dir']}", "--text=not json",
+                  check=False)
+    assert bad.returncode != 0 and "input 1: QA input must be a JSON object" in bad.stderr
+    base_path = os.path.dirname(qa_run["export_path"])
+    process, url, log = start_server(tmp_path, "--model_name=qa",
+                                     f"--model_base_path={base_path}")
+    try:
+        wait_until_serving(process, f"{url}/v1/models/qa", log)
+        response = requests.post(f"{url}/v1/models/qa:predict", json={"instances": [
+            {"question": "Who wrote War and Peace?", "context": CONTEXT}]}, timeout=60)
+        assert response.status_code == 200, response.text
+        prediction = response.json()["predictions"][0]
+        assert prediction["answer"] == answer["answer"]
+        assert {"start", "end", "score"} <= set(prediction)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_cloze_questions_extend_only_training_data_with_valid_answers():
+    from kerlm import config, tasks
+    cfg = config.apply_overrides(config.Config(), {"task": "qa", "data.cloze_questions": 2})
+    task = tasks.get_task(cfg)
+    given = tasks.get_task(config.apply_overrides(cfg, {"data.cloze_questions": 0}))
+    train, plain = task.read("train"), given.read("train")
+    assert len(train) > len(plain) * 1.5
+    made = train[len(plain):]
+    contexts = {r.fields["context"] for r in plain}
+    questions = {r.fields["question"] for r in plain}
+    for r in made:
+        answer = r.fields["answers"][0]
+        assert r.fields["context"] in contexts and r.fields["question"] not in questions
+        start = answer["answer_start"]
+        assert r.fields["context"][start:start + len(answer["text"])] == answer["text"]
+        assert r.fields["question"].endswith("?") and ("<In what year>" in r.fields["question"]
+                                                      or "<Who or what>" in r.fields["question"])
+    assert len(task.read("dev")) == len(given.read("dev"))
