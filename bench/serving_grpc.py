@@ -60,15 +60,10 @@ def parse_args(argv=None):
 
 
 def train_run(run_dir, model):
-    cmd = [sys.executable, os.path.join(REPO, "apps", "train.py"), "--task=sentiment",
-           f"--model={model}", "--train_steps=2", f"--model_dir={run_dir}",
-           f"--export_dir={os.path.join(run_dir, 'exports')}"]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    if proc.returncode:
-        sys.exit(f"training failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    print(f"trained + exported a throw-away {model} run in {time.perf_counter() - start:.1f} s",
-          flush=True)
+    """A throw-away sentiment run exported under RUN_DIR/exports (export_latency's)."""
+    from export_latency import train_run as train_and_export  # bench/ is on sys.path
+
+    train_and_export(run_dir, model)
     return os.path.join(run_dir, "exports", "sentiment")
 
 
