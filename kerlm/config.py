@@ -81,6 +81,9 @@ class TrainConfig:
                            choices=["default", "one_device", "mirrored"])
     mixed_precision: str = _field("float32", "Keras dtype policy.",
                                   choices=["float32", "mixed_bfloat16", "mixed_float16"])
+    freeze_backbone: bool = _field(False, "Train only the head: keep the backbone that "
+                                          "--model=DIRECTORY loaded fixed (fine-tuning a new "
+                                          "head on a trained backbone).")
     label_smoothing: float = _field(0.0, "Seq2seq tasks: label smoothing of the token "
                                          "cross-entropy.")
     seed: int = _field(42, "Seed for weights, shuffling and dropout.")

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import shutil
 import time
 import warnings
 
@@ -11,10 +12,13 @@ import tensorflow as tf
 from absl import logging
 from tensorboard.plugins.hparams import api as hparams_api
 
-from kerlm.config import RESUMABLE_FIELDS, Config, ConfigError, apply_overrides, diff
+from kerlm.config import (RESUMABLE_FIELDS, Config, ConfigError, apply_overrides, check_model,
+                          diff)
+from kerlm.preprocessing.wordpiece import VOCABULARY_FILE
 
 CHECKPOINT_DIR = "checkpoints"
 MODEL_FILE = "model.keras"
+BACKBONE_DIR = "backbone"  # the trained backbone alone, for fine-tuning other heads on it
 LOG_DIR = "logs"
 PROGRESS = "progress"  # progress.json: optimizer steps done and fit time of the last run
 
@@ -157,6 +161,12 @@ def train(task, model_dir, strategy=None):
 
     with strategy.scope():
         model = task.build_model()
+        if config.train.freeze_backbone:
+            if check_model(config.model.preset) != "directory":
+                raise ConfigError("--freeze_backbone keeps a trained backbone fixed: give "
+                                  "--model=a directory with its weights (e.g. "
+                                  f"MODEL_DIR/{BACKBONE_DIR} of an earlier run)")
+            model.backbone.trainable = False
         model.compile(optimizer=make_optimizer(config.train, total_steps), **task.compile_args())
     log_dir = os.path.join(model_dir, LOG_DIR)
     write_hparams(log_dir, config)
@@ -179,14 +189,26 @@ def train(task, model_dir, strategy=None):
 
 
 def save_model(model, model_dir):
-    """Write `model_dir/model.keras` atomically."""
+    """Write `model_dir/model.keras` atomically, and the backbone alone as a preset in
+    `model_dir/backbone/` with the run's WordPiece vocabulary (if any), so that
+    `--model=MODEL_DIR/backbone` fine-tunes another head on it."""
     path = os.path.join(model_dir, MODEL_FILE)
     model.save(path + ".tmp.keras")
     os.replace(path + ".tmp.keras", path)
+    backbone_dir = os.path.join(model_dir, BACKBONE_DIR)
+    tmp = backbone_dir + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.backbone.save_to_preset(tmp)
+    vocabulary = os.path.join(model_dir, VOCABULARY_FILE)
+    if os.path.exists(vocabulary):
+        shutil.copy(vocabulary, tmp)
+    shutil.rmtree(backbone_dir, ignore_errors=True)
+    os.replace(tmp, backbone_dir)
 
 
 def load_model(model_dir):
     """The trained model saved by `train`."""
+    import kerlm.heads  # noqa: F401, PLC0415 (registers the head classes for loading)
     path = os.path.join(model_dir, MODEL_FILE)
     if not os.path.exists(path):
         raise ConfigError(f"{path} not found: train a model into {model_dir} first")

@@ -319,3 +319,38 @@ def test_cloze_questions_extend_only_training_data_with_valid_answers():
         assert r.fields["question"].endswith("?") and ("<In what year>" in r.fields["question"]
                                                       or "<Who or what>" in r.fields["question"])
     assert len(task.read("dev")) == len(given.read("dev"))
+
+
+def _weights(layer):
+    return [np.array(w) for w in layer.weights]
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_qa_head_fine_tunes_on_a_saved_sentiment_backbone(trained_run, qa_run, tmp_path,
+                                                          freeze):
+    """Training writes MODEL_DIR/backbone (weights + vocabulary); a QA head trained on it
+    with --freeze_backbone leaves every backbone weight as saved, and without it changes
+    them."""
+    from kerlm import models, training
+    backbone_dir = os.path.join(trained_run["model_dir"], "backbone")
+    assert os.path.exists(os.path.join(backbone_dir, "vocab.txt"))
+    saved = _weights(models.Backbone.from_preset(backbone_dir))
+    root = qa_run["root"]
+    model_dir = str(tmp_path / "qa_on_sentiment")
+    run_app("train", "--task=qa", f"--model={backbone_dir}", "--sequence_length=64",
+            "--max_query_length=24", "--doc_stride=24", "--batch_size=16", "--train_steps=6",
+            f"--train_data={root / 'train.jsonl'}", f"--eval_data={root / 'dev.jsonl'}",
+            f"--model_dir={model_dir}", *(["--freeze_backbone"] if freeze else []))
+    model = training.load_model(model_dir)
+    tuned = _weights(model.backbone)
+    same = [np.array_equal(a, b) for a, b in zip(saved, tuned)]
+    assert len(saved) == len(tuned) and (all(same) if freeze else not all(same))
+    head = model.get_layer("span_logits").kernel
+    assert np.abs(np.array(head)).sum() > 0
+
+
+def test_freeze_backbone_needs_a_trained_backbone(tmp_path):
+    result = run_app("train", "--task=qa", "--model=encoder_tiny", "--freeze_backbone",
+                     "--train_steps=1", f"--model_dir={tmp_path / 'm'}", check=False)
+    assert result.returncode != 0
+    assert "--freeze_backbone keeps a trained backbone fixed" in result.stderr

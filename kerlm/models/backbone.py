@@ -67,6 +67,7 @@ class Backbone(keras.Model):
         config = keras.saving.serialize_keras_object(self)
         for key in ("compile_config", "build_config"):
             config.pop(key, None)
+        config["config"].pop("trainable", None)  # a frozen backbone loads trainable again
         metadata = {"kerlm_version": __version__, "keras_version": keras.version(),
                     "parameter_count": self.count_params()}
         for name, content in (("config.json", config), ("metadata.json", metadata)):
