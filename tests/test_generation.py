@@ -12,22 +12,22 @@ from kerlm.models import DecoderBackbone, EncoderDecoderBackbone
 VOCAB = 40
 
 
+def _seq2seq(seed, num_layers, copy_attention=False):
+    keras.utils.set_random_seed(seed)
+    backbone = EncoderDecoderBackbone(vocabulary_size=VOCAB, num_layers=num_layers,
+                                      hidden_dim=32, num_heads=4, intermediate_dim=64,
+                                      dropout=0.0, max_sequence_length=64)
+    return Seq2SeqLM(backbone, copy_attention=copy_attention)
+
+
 @pytest.fixture(scope="module")
 def seq2seq():
-    keras.utils.set_random_seed(3)
-    backbone = EncoderDecoderBackbone(vocabulary_size=VOCAB, num_layers=2, hidden_dim=32,
-                                      num_heads=4, intermediate_dim=64, dropout=0.0,
-                                      max_sequence_length=64)
-    return Seq2SeqLM(backbone)
+    return _seq2seq(3, num_layers=2)
 
 
 @pytest.fixture(scope="module")
 def seq2seq_copy():
-    keras.utils.set_random_seed(5)
-    backbone = EncoderDecoderBackbone(vocabulary_size=VOCAB, num_layers=1, hidden_dim=32,
-                                      num_heads=4, intermediate_dim=64, dropout=0.0,
-                                      max_sequence_length=64)
-    return Seq2SeqLM(backbone, copy_attention=True)
+    return _seq2seq(5, num_layers=1, copy_attention=True)
 
 
 @pytest.fixture(scope="module")
