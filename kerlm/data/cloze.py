@@ -35,7 +35,7 @@ def _candidates(sentence, offset):
     for m in _NAME.finditer(sentence):
         start, text = m.start(), m.group()
         if start == lead:  # a sentence's first word is capitalized anyway: drop it
-            first, _, rest = text.partition(" ")
+            rest = text.partition(" ")[2]
             rest = rest.lstrip()
             if " " not in rest:
                 continue

@@ -12,6 +12,7 @@ first piece starts where the word starts and its last piece ends where the word 
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_text
 
@@ -220,8 +221,6 @@ def span_labels(rows, byte_spans):
     `rows` is numpy `QAPreprocessor` output; `byte_spans[i]` is example i's
     `(byte_start, byte_end)` or None. A piece belongs to the answer if it overlaps it.
     """
-    import numpy as np  # noqa: PLC0415
-
     starts, ends = rows["token_start"], rows["token_end"]
     labels = np.zeros((len(starts), 2), "int32")
     for row, example in enumerate(rows["example_index"]):

@@ -1,22 +1,40 @@
 """The Task interface: everything one kind of problem needs, from file to served answer."""
 
 import abc
+import warnings
 
 from kerlm.config import ConfigError, check_model
 from kerlm.data import readers
 
 
-def build_backbone(model_config, vocabulary_size):
+def build_backbone(model_config, vocabulary_size, encoder_only=False):
     """The backbone `--model` names: a preset sized for the task's vocabulary, or a
     checkpoint directory's backbone (its weights, vocabulary size and positions) as it is,
-    checked against the vocabulary and `--sequence_length`; problems are ConfigErrors."""
+    checked against the vocabulary and `--sequence_length`; problems are ConfigErrors.
+
+    `encoder_only`: the head reads only the encoder, so an encoder-decoder backbone's decoder
+    gets no gradients, as expected: Keras' warning about it is silenced.
+    """
     from kerlm import models  # noqa: PLC0415 (imports the model code only when building)
 
     preset = model_config.preset
     if check_model(preset) == "preset":
-        return models.Backbone.from_preset(
+        backbone = models.Backbone.from_preset(
             preset, vocabulary_size=vocabulary_size, dropout=model_config.dropout,
             max_sequence_length=max(model_config.sequence_length, 16))
+    else:
+        backbone = _checkpoint_backbone(model_config, vocabulary_size)
+    if encoder_only and isinstance(backbone, models.EncoderDecoderBackbone):
+        warnings.filterwarnings(
+            "ignore", message=r"Gradients do not exist for variables \['decoder_")
+    return backbone
+
+
+def _checkpoint_backbone(model_config, vocabulary_size):
+    """A checkpoint directory's backbone, checked against the vocabulary and sequence."""
+    from kerlm import models  # noqa: PLC0415
+
+    preset = model_config.preset
     try:
         backbone = models.Backbone.from_preset(preset, dropout=model_config.dropout)
     except ValueError as e:  # the loader's message names the directory

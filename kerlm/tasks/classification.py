@@ -1,7 +1,6 @@
 """Text classification (sentiment by default): raw text in, label and probabilities out."""
 
 import os
-import warnings
 
 import keras
 import numpy as np
@@ -107,11 +106,8 @@ class ClassificationTask(Task):
         checkpoint directory's backbone (its weights, vocabulary size and positions) as it is."""
         model_config = self.config.model
         preset = model_config.preset
-        backbone = build_backbone(model_config, len(self.preprocessor.vocabulary))
-        if isinstance(backbone, models.EncoderDecoderBackbone):
-            # The head classifies from the encoder; the decoder's weights get no gradients.
-            warnings.filterwarnings(
-                "ignore", message=r"Gradients do not exist for variables \['decoder_")
+        backbone = build_backbone(model_config, len(self.preprocessor.vocabulary),
+                                  encoder_only=True)
         try:
             return heads.Classifier(backbone, num_classes=len(self.labels),
                                     pooling=model_config.pooling, dropout=model_config.dropout)

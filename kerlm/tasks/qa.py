@@ -2,7 +2,6 @@
 
 import json
 import os
-import warnings
 
 import keras
 import numpy as np
@@ -139,13 +138,9 @@ class QATask(Task):
 
     # Model --------------------------------------------------------------------------------
     def build_model(self):
-        backbone = build_backbone(self.config.model, len(self.preprocessor.vocabulary))
+        backbone = build_backbone(self.config.model, len(self.preprocessor.vocabulary),
+                                  encoder_only=True)
         self._check_backbone_kind(type(backbone).__name__)
-        if isinstance(backbone, models.EncoderDecoderBackbone):
-            # The head reads the encoder; the decoder's weights get no gradients.
-            warnings.filterwarnings(
-                "ignore", message=r"Gradients do not exist for variables \['decoder_")
-        warnings.filterwarnings("ignore", message="Gradients do not exist for variables.*pooled")
         return heads.SpanLabeler(backbone, dropout=self.config.model.dropout)
 
     def compile_args(self):
