@@ -17,8 +17,8 @@ from conftest import run_app, start_server, wait_until_serving
 from kerlm.data import squad
 from kerlm.data.readers import DataError
 from kerlm.metrics.squad import exact_match, f1, normalize_answer, squad_report
-from kerlm.preprocessing import (RESERVED_TOKENS, QAPreprocessor, best_spans, byte_span,
-                                 span_labels)
+from kerlm.preprocessing import (RESERVED_TOKENS, QAPreprocessor, SentencePieceQAPreprocessor,
+                                 best_spans, byte_span, learn_sentencepiece, span_labels)
 
 VOCAB = RESERVED_TOKENS + ["who", "wrote", "when", "?", "tolstoy", "war", "and", "peace",
                            "in", "1869", ".", "the", "caf", "##e", "na", "##ive",
@@ -354,3 +354,135 @@ def test_freeze_backbone_needs_a_trained_backbone(tmp_path):
                      "--train_steps=1", f"--model_dir={tmp_path / 'm'}", check=False)
     assert result.returncode != 0
     assert "--freeze_backbone keeps a trained backbone fixed" in result.stderr
+
+
+# SentencePiece QA features (one vocabulary with translation and summarization) -------------
+SP_CONTEXT = "Tolstoy  wrote War and Peace in 1869.  Café naïve à Paris,   42 ans!"
+SP_TEXTS = ["Tolstoy wrote War and Peace in 1869.", "The café naïve was born in Moscow.",
+            "Café naïve à Paris, 42 ans!", "Who wrote War and Peace?", "When was it written?"]
+
+
+@pytest.fixture(scope="module")
+def sp_proto():
+    return learn_sentencepiece(SP_TEXTS * 30, 80)
+
+
+def sp_rows(pre, questions, contexts):
+    return {k: v.numpy() for k, v in pre(tf.constant(questions), tf.constant(contexts)).items()}
+
+
+def test_sentencepiece_offsets_skip_the_whitespace_of_a_leading_marker(sp_proto):
+    pre = SentencePieceQAPreprocessor(sp_proto, sequence_length=64, max_query_length=8)
+    ids, starts, ends = (t[0].numpy() for t in pre.tokenize_with_offsets(
+        tf.constant([SP_CONTEXT])))
+    tokens = [t.decode() for t in pre.tokenizer.id_to_string(tf.constant(ids)).numpy()]
+    raw = SP_CONTEXT.encode("utf-8")
+    # tensorflow-text puts the whitespace before a word into its "▁word" piece
+    _, tf_starts, _ = pre.tokenizer.tokenize_with_offsets(tf.constant([SP_CONTEXT]))
+    tf_starts = tf_starts[0].numpy()
+    word = next(i for i, t in enumerate(tokens) if t.startswith("▁w"))  # "Tolstoy  wrote"
+    assert raw[tf_starts[word]:starts[word]] == b"  " and raw[starts[word]:].startswith(b"w")
+    lone = [i for i, t in enumerate(tokens) if t == "▁"]  # whitespace only: no offsets
+    assert lone and all(starts[i] == ends[i] == -1 for i in lone)
+    kept = np.flatnonzero(starts >= 0)
+    assert len(kept) == len(tokens) - len(lone)
+    pieces = [raw[starts[i]:ends[i]].decode("utf-8") for i in kept]
+    assert all(p and p == p.strip() for p in pieces)  # no whitespace at either end
+    assert "".join(pieces) == "".join(SP_CONTEXT.split())  # all the text, accents intact
+    for a, b in zip(kept[:-1], kept[1:]):  # in order; only whitespace between pieces
+        assert ends[a] <= starts[b] and not raw[ends[a]:starts[b]].strip()
+    for text in ["Tolstoy", "Café", "naïve", "à", "Paris", "1869", "42", "!"]:
+        start, end = byte_span(SP_CONTEXT, SP_CONTEXT.index(text), text)
+        assert start in starts and end in ends, text
+
+
+def test_sentencepiece_windows_cover_the_context_with_the_stride(sp_proto):
+    pre = SentencePieceQAPreprocessor(sp_proto, sequence_length=16, max_query_length=4,
+                                      doc_stride=3)
+    assert (pre.cls_id, pre.sep_id, pre.pad_id) == (2, 3, 0)
+    rows = sp_rows(pre, ["Who wrote War and Peace?", "When?"], [SP_CONTEXT, "in 1869."])
+    ids = pre.tokenize_with_offsets(tf.constant([SP_CONTEXT]))[0][0].numpy()
+    question = pre.tokenize_with_offsets(tf.constant(["Who wrote War and Peace?"]))[0][0]
+    room = 16 - 3 - 4  # question cut to 4 pieces
+    windows = np.flatnonzero(rows["example_index"] == 0)
+    assert len(windows) == 1 + -(-(len(ids) - room) // 3) and len(windows) > 3
+    assert rows["example_index"].tolist()[-1] == 1 and (rows["example_index"] == 1).sum() == 1
+    assert rows["token_ids"][0, :6].tolist() == [2, *question.numpy()[:4], 3]
+    assert rows["segment_ids"][0].tolist() == [0] * 6 + [1] * 10
+    for k, row in enumerate(windows):  # window k holds context pieces k·stride…, then [SEP]
+        n = int(rows["padding_mask"][row].sum()) - 7
+        assert n == min(room, len(ids) - 3 * k)
+        assert rows["token_ids"][row, 6:6 + n].tolist() == ids[3 * k:3 * k + n].tolist()
+        assert rows["token_ids"][row, 6 + n] == 3 and (rows["token_ids"][row, 7 + n:] == 0).all()
+        assert (rows["token_start"][row, :6] == -1).all() and rows["token_start"][row, 6 + n] == -1
+    seen = set(rows["token_start"][windows][rows["token_start"][windows] >= 0].tolist())
+    all_starts = pre.tokenize_with_offsets(tf.constant([SP_CONTEXT]))[1][0].numpy()
+    assert seen == set(all_starts[all_starts >= 0].tolist())
+
+
+def test_sentencepiece_span_labels_and_best_spans_recover_exact_answers(sp_proto):
+    pre = SentencePieceQAPreprocessor(sp_proto, sequence_length=24, max_query_length=5,
+                                      doc_stride=4)
+    answers = ["Tolstoy", "War and Peace", "1869", "naïve", "Café naïve à Paris", "42 ans",
+               "Paris,   42", None]
+    rows = sp_rows(pre, ["Who wrote War and Peace?"] * len(answers), [SP_CONTEXT] * len(answers))
+    spans = [a and byte_span(SP_CONTEXT, SP_CONTEXT.index(a), a) for a in answers]
+    labels = span_labels(rows, spans)
+    raw = SP_CONTEXT.encode("utf-8")
+    logits = np.zeros((len(labels), 2, 24), "float32")
+    later = []
+    for example, answer in enumerate(answers):
+        mine = np.flatnonzero(rows["example_index"] == example)
+        labelled = [row for row in mine if tuple(labels[row]) != (0, 0)]
+        if answer is None:
+            assert not labelled
+            logits[mine, :, 0] = 5.0  # [CLS] wins: no answer
+            continue
+        assert labelled, answer
+        for row in labelled:  # the labelled pieces hold exactly the answer
+            start, end = labels[row]
+            assert raw[rows["token_start"][row, start]:rows["token_end"][row, end]] == \
+                answer.encode("utf-8")
+        row = labelled[-1]
+        later.append(row != mine[0])
+        logits[row, 0, labels[row, 0]] = logits[row, 1, labels[row, 1]] = 10.0
+    assert sum(later) >= 3  # several answers come from a later window
+    contexts = tf.constant([SP_CONTEXT] * len(answers))
+    out = {k: v.numpy() for k, v in best_spans(tf.constant(logits), rows, contexts,
+                                               allow_null=True).items()}
+    found = [a.decode("utf-8") for a in out["answer"]]
+    assert found == [a or "" for a in answers]
+    for i, answer in enumerate(answers[:-1]):  # character offsets into the original string
+        assert (out["start"][i], out["end"][i]) == (SP_CONTEXT.index(answer),
+                                                    SP_CONTEXT.index(answer) + len(answer))
+    assert (out["start"][-1], out["end"][-1]) == (-1, -1)
+
+
+def test_sentencepiece_config_round_trip_tf_data_and_saved_model(sp_proto, tmp_path):
+    pre = SentencePieceQAPreprocessor(sp_proto, sequence_length=20, max_query_length=5,
+                                      doc_stride=4, name="sp_qa")
+    config = json.loads(json.dumps(pre.get_config()))
+    assert isinstance(config["proto"], str) and config["doc_stride"] == 4
+    again = SentencePieceQAPreprocessor.from_config(config)
+    assert again.proto == sp_proto and again.vocabulary_size == pre.vocabulary_size > 4
+    questions, contexts = ["Who wrote War and Peace?", "When?"], [SP_CONTEXT, "Café à Paris"]
+    rows = sp_rows(pre, questions, contexts)
+    assert len(rows["example_index"]) > 2
+    for other in (sp_rows(again, questions, contexts),
+                  next(iter(tf.data.Dataset.from_tensor_slices((questions, contexts))
+                            .batch(2).map(pre)))):
+        assert set(other) == set(rows)
+        for key in rows:
+            np.testing.assert_array_equal(np.asarray(other[key]), rows[key])
+
+    module = tf.Module()
+    module.pre = pre
+    text = tf.TensorSpec([None], tf.string)
+    module.serve = tf.function(lambda q, c: module.pre(q, c), input_signature=[text, text])
+    tf.saved_model.save(module, str(tmp_path / "sp_qa"))
+    served = tf.saved_model.load(str(tmp_path / "sp_qa")).serve(tf.constant(questions),
+                                                               tf.constant(contexts))
+    for key in rows:
+        np.testing.assert_array_equal(served[key].numpy(), rows[key])
+    with pytest.raises(ValueError, match="leaves no room"):
+        SentencePieceQAPreprocessor(sp_proto, sequence_length=8, max_query_length=5)

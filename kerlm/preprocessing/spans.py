@@ -11,11 +11,14 @@ WordPiece-tokenized on its own, and a piece's offsets are mapped back into its w
 first piece starts where the word starts and its last piece ends where the word ends.
 """
 
+import base64
+
 import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_text
 
+from kerlm.preprocessing.sentencepiece import END_ID, PAD_ID, START_ID
 from kerlm.preprocessing.wordpiece import RESERVED_TOKENS
 
 # keras-hub's WordPieceTokenizer splits on whitespace and keeps punctuation as tokens; these
@@ -23,6 +26,9 @@ from kerlm.preprocessing.wordpiece import RESERVED_TOKENS
 _PUNCTUATION = r"[!-/]|[:-@]|[\[-`]|[{-~]|\p{P}|\p{S}"
 _DELIMITERS = r"\s|" + _PUNCTUATION
 NO_OFFSET = -1  # token_start / token_end of positions outside the context
+# Characters SentencePiece folds into a piece's leading "▁" (its normalizer maps them to a
+# space or drops them); tensorflow-text's offsets include them.
+_SPACE = r"[\s\p{Z}\p{Cc}\p{Cf}]"
 
 
 class QAPreprocessor(keras.layers.Layer):
@@ -50,15 +56,8 @@ class QAPreprocessor(keras.layers.Layer):
     def __init__(self, vocabulary, sequence_length, max_query_length=64, doc_stride=128,
                  lowercase=True, **kwargs):
         super().__init__(**kwargs)
-        if max_query_length + 4 > sequence_length:
-            raise ValueError(f"sequence_length={sequence_length} leaves no room for the "
-                             f"context after a {max_query_length}-piece question")
-        if doc_stride < 1:
-            raise ValueError(f"doc_stride must be positive, got {doc_stride}")
+        self._set_lengths(sequence_length, max_query_length, doc_stride)
         self.vocabulary = list(vocabulary)
-        self.sequence_length = sequence_length
-        self.max_query_length = max_query_length
-        self.doc_stride = doc_stride
         self.lowercase = lowercase
         index = {token: i for i, token in enumerate(self.vocabulary)}
         missing = [t for t in RESERVED_TOKENS[:4] if t not in index]
@@ -70,6 +69,20 @@ class QAPreprocessor(keras.layers.Layer):
             token_out_type=tf.int32, unknown_token="[UNK]", no_pretokenization=True,
             support_detokenization=False)
         self.built = True  # no weights: the vocabulary lives in the tokenizer's op
+
+    @property
+    def vocabulary_size(self):
+        return len(self.vocabulary)
+
+    def _set_lengths(self, sequence_length, max_query_length, doc_stride):
+        if max_query_length + 4 > sequence_length:
+            raise ValueError(f"sequence_length={sequence_length} leaves no room for the "
+                             f"context after a {max_query_length}-piece question")
+        if doc_stride < 1:
+            raise ValueError(f"doc_stride must be positive, got {doc_stride}")
+        self.sequence_length = sequence_length
+        self.max_query_length = max_query_length
+        self.doc_stride = doc_stride
 
     def tokenize_with_offsets(self, texts):
         """Ragged `[batch, pieces]` ids and byte offsets `(start, end)` into each text."""
@@ -141,6 +154,73 @@ class QAPreprocessor(keras.layers.Layer):
         config.update(vocabulary=self.vocabulary, sequence_length=self.sequence_length,
                       max_query_length=self.max_query_length, doc_stride=self.doc_stride,
                       lowercase=self.lowercase)
+        return config
+
+
+class SentencePieceQAPreprocessor(QAPreprocessor):
+    """`QAPreprocessor` rows tokenized with a SentencePiece model, so QA shares one
+    vocabulary with translation and summarization: `<s>` (`START_ID`) stands for `[CLS]`,
+    `</s>` (`END_ID`) for `[SEP]`, `<pad>` for padding.
+
+    `proto` is the serialized model from `learn_sentencepiece` (or, as `get_config` stores
+    it, base64 text). tensorflow-text's offsets of a `"▁word"` piece include the whitespace
+    before the word, and a lone `"▁"` covers only whitespace; so a piece's offsets skip
+    leading (and trailing) whitespace, and pieces with no text left (a lone `"▁"`) get
+    `NO_OFFSET`: an answer never starts or ends on whitespace.
+
+    Example:
+    >>> from kerlm.preprocessing import learn_sentencepiece
+    >>> proto = learn_sentencepiece(["Tolstoy wrote War and Peace.", "Who wrote War and Peace?"]
+    ...                             * 30, 25)
+    >>> pre = SentencePieceQAPreprocessor(proto, sequence_length=12, max_query_length=4,
+    ...                                   doc_stride=4)
+    >>> context = "Tolstoy  wrote War and Peace."
+    >>> rows = pre(tf.constant(["Who wrote it?"]), tf.constant([context]))
+    >>> rows["example_index"].numpy().tolist()  # 23 context pieces, 5 fit: 6 windows
+    [0, 0, 0, 0, 0, 0]
+    >>> rows["token_ids"].numpy()[0, [0, 5, 11]].tolist()  # <s> question </s> context </s>
+    [2, 3, 3]
+    >>> starts, ends = rows["token_start"].numpy()[-1], rows["token_end"].numpy()[-1]
+    >>> [context.encode()[s:e].decode() for s, e in zip(starts, ends) if s >= 0]
+    ['d', 'Peace', '.']
+    >>> int(starts[7])  # "▁Peace" starts after the space at byte 22
+    23
+    """
+
+    def __init__(self, proto, sequence_length, max_query_length=64, doc_stride=128,
+                 **kwargs):
+        keras.layers.Layer.__init__(self, **kwargs)  # no WordPiece vocabulary to check
+        self._set_lengths(sequence_length, max_query_length, doc_stride)
+        self.proto = base64.b64decode(proto) if isinstance(proto, str) else bytes(proto)
+        self.pad_id, self.cls_id, self.sep_id = PAD_ID, START_ID, END_ID
+        self.tokenizer = tensorflow_text.SentencepieceTokenizer(model=self.proto,
+                                                                out_type=tf.int32)
+        self.built = True  # no weights: the vocabulary lives in the tokenizer's op
+
+    @property
+    def vocabulary_size(self):
+        return int(self.tokenizer.vocab_size())
+
+    def tokenize_with_offsets(self, texts):
+        """Ragged `[batch, pieces]` ids and byte offsets `(start, end)` into each text, without
+        the whitespace of a leading `"▁"`; `NO_OFFSET` for whitespace-only pieces."""
+        ids, starts, ends = self.tokenizer.tokenize_with_offsets(texts)
+        start, end = starts.flat_values, ends.flat_values
+        piece = tf.strings.substr(tf.gather(texts, ids.value_rowids()), start, end - start)
+        left = tf.strings.regex_replace(piece, "^" + _SPACE + "+", "")
+        text = tf.strings.regex_replace(left, _SPACE + "+$", "")
+        start = end - tf.cast(tf.strings.length(left), end.dtype)
+        end = start + tf.cast(tf.strings.length(text), end.dtype)
+        empty = tf.equal(start, end)
+        start = tf.where(empty, tf.constant(NO_OFFSET, end.dtype), start)
+        end = tf.where(empty, tf.constant(NO_OFFSET, end.dtype), end)
+        return ids, ids.with_flat_values(start), ids.with_flat_values(end)
+
+    def get_config(self):
+        config = keras.layers.Layer.get_config(self)
+        config.update(proto=base64.b64encode(self.proto).decode("ascii"),
+                      sequence_length=self.sequence_length,
+                      max_query_length=self.max_query_length, doc_stride=self.doc_stride)
         return config
 
 
