@@ -112,6 +112,22 @@ class DecodeConfig:
                                                    "this.")
 
 
+MIXTURES = ["proportional", "equal", "temperature"]
+
+
+@dataclasses.dataclass
+class MultiTaskConfig:
+    tasks: str = _field("sentiment,qa,translation,summarization",
+                        "--task=multitask: the tasks (comma-separated) whose heads share one "
+                        "encoder-decoder backbone and one SentencePiece vocabulary.")
+    mixture: str = _field("temperature", "--task=multitask: each step's batch is split "
+                                         "between the tasks in proportion to their rates: "
+                                         "training-set size, equal, or size^(1/T) (T5's "
+                                         "temperature scaling).", choices=MIXTURES)
+    mixture_temperature: float = _field(2.0, "--mixture=temperature: T (1 = proportional, "
+                                             "large = equal).")
+
+
 # Fields that may change when a run is resumed on the same model_dir (decoding options
 # never change the trained weights).
 RESUMABLE_FIELDS = {"train.epochs", "train.train_steps", "train.log_every_steps",
@@ -122,11 +138,13 @@ RESUMABLE_FIELDS = {"train.epochs", "train.train_steps", "train.log_every_steps"
 @dataclasses.dataclass
 class Config:
     task: str = _field("sentiment", "The task to train.",
-                       choices=["sentiment", "translation", "summarization", "qa"])
+                       choices=["sentiment", "translation", "summarization", "qa",
+                                "multitask"])
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     decode: DecodeConfig = dataclasses.field(default_factory=DecodeConfig)
+    multitask: MultiTaskConfig = dataclasses.field(default_factory=MultiTaskConfig)
 
     def to_dict(self):
         return dataclasses.asdict(self)

@@ -17,7 +17,8 @@ def next_version(model_base_path):
 
 
 def export_task(task, model, export_dir, name=None):
-    """Write `export_dir/NAME/<next version>/` atomically and return its path.
+    """Write `export_dir/NAME/<next version>/` atomically and return its path (NAME: the
+    task's `export_name`, else its name).
 
     The SavedModel is first written to a hidden temporary directory beside the versions
     and renamed into place when complete, so TF Serving (which ignores non-integer
@@ -25,7 +26,7 @@ def export_task(task, model, export_dir, name=None):
     warm-up file, one request per signature (see `serving.warmup`), with the example
     inputs of the task's optional `warmup_inputs()` or default ones.
     """
-    name = name or task.name
+    name = name or getattr(task, "export_name", task.name)
     base = os.path.join(export_dir, name)
     os.makedirs(base, exist_ok=True)
     functions, trackables = task.serving_functions(model)

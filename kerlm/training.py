@@ -14,6 +14,7 @@ from tensorboard.plugins.hparams import api as hparams_api
 
 from kerlm.config import (RESUMABLE_FIELDS, Config, ConfigError, apply_overrides, check_model,
                           diff)
+from kerlm.preprocessing.sentencepiece import MODEL_FILE as SENTENCEPIECE_FILE
 from kerlm.preprocessing.wordpiece import VOCABULARY_FILE
 
 CHECKPOINT_DIR = "checkpoints"
@@ -146,7 +147,7 @@ def train(task, model_dir, strategy=None):
     dev_records = task.read("dev")
     dev_ds = task.dataset(dev_records, training=False)
     batches = int(train_ds.cardinality())  # QA windows: more rows than records
-    steps_per_epoch = batches if batches > 0 else math.ceil(len(train_records) /
+    steps_per_epoch = batches if batches > 0 else math.ceil(task.num_examples(train_records) /
                                                             config.train.batch_size)
     epochs = config.train.epochs
     if config.train.train_steps:
@@ -156,8 +157,8 @@ def train(task, model_dir, strategy=None):
     total_steps = epochs * steps_per_epoch
     mean_tokens = task.mean_tokens(train_records)
     logging.info("Training %s: %d examples (%.1f tokens on average), %d epochs × %d steps, "
-                 "%d replica(s)", config.task, len(train_records), mean_tokens, epochs,
-                 steps_per_epoch, strategy.num_replicas_in_sync)
+                 "%d replica(s)", config.task, task.num_examples(train_records), mean_tokens,
+                 epochs, steps_per_epoch, strategy.num_replicas_in_sync)
 
     with strategy.scope():
         model = task.build_model()
@@ -190,7 +191,7 @@ def train(task, model_dir, strategy=None):
 
 def save_model(model, model_dir):
     """Write `model_dir/model.keras` atomically, and the backbone alone as a preset in
-    `model_dir/backbone/` with the run's WordPiece vocabulary (if any), so that
+    `model_dir/backbone/` with the run's vocabulary (WordPiece or SentencePiece), so that
     `--model=MODEL_DIR/backbone` fine-tunes another head on it."""
     path = os.path.join(model_dir, MODEL_FILE)
     model.save(path + ".tmp.keras")
@@ -199,9 +200,9 @@ def save_model(model, model_dir):
     tmp = backbone_dir + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     model.backbone.save_to_preset(tmp)
-    vocabulary = os.path.join(model_dir, VOCABULARY_FILE)
-    if os.path.exists(vocabulary):
-        shutil.copy(vocabulary, tmp)
+    for name in (VOCABULARY_FILE, SENTENCEPIECE_FILE):
+        if os.path.exists(os.path.join(model_dir, name)):
+            shutil.copy(os.path.join(model_dir, name), tmp)
     shutil.rmtree(backbone_dir, ignore_errors=True)
     os.replace(tmp, backbone_dir)
 

@@ -34,10 +34,10 @@ def write_tensorboard(log_dir, report, step):
             for name, value in metrics.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     tf.summary.scalar(f"{who}/{name}", value)
-        examples = report["model"].get("examples")
-        if examples:
-            write_examples(*zip(*[(e["source"], e["reference"], e["output"])
-                                  for e in examples]))
+        for key, examples in report["model"].items():  # "examples", "<task>/examples"
+            if key.endswith("examples") and isinstance(examples, list) and examples:
+                write_examples(*zip(*[(e["source"], e["reference"], e["output"])
+                                      for e in examples]), name=key.replace("/", "_"))
 
 
 def main(_):

@@ -103,3 +103,38 @@ class Seq2SeqPreprocessor(keras.layers.Layer):
         """Strings from `[batch, length]` ids; `<pad>`, `<s>` and `</s>` print as nothing."""
         return self.tokenizer.detokenize(token_ids)
 
+
+
+class SentencePiecePreprocessor(keras.layers.Layer):
+    """Strings `[batch]` → `{"token_ids", "padding_mask"}` int32 `[batch, sequence_length]`
+    with a SentencePiece model: `<s> tokens… </s>`, truncated and padded to
+    `sequence_length`. The classifier's features when it shares a SentencePiece vocabulary
+    with text-to-text tasks (a multi-task model), as `WordPiecePreprocessor`'s otherwise.
+
+    Example:
+    >>> proto = learn_sentencepiece(["a good film", "a bad film", "good and bad"] * 30, 30)
+    >>> pre = SentencePiecePreprocessor(proto, sequence_length=6)
+    >>> out = pre(tf.constant(["a good film", "bad"]))
+    >>> ids = out["token_ids"].numpy()
+    >>> ids.shape, int(ids[0, 0]) == START_ID, out["padding_mask"].numpy().sum(axis=1).tolist()
+    ((2, 6), True, [6, 3])
+    """
+
+    def __init__(self, proto, sequence_length, **kwargs):
+        super().__init__(**kwargs)
+        self.proto = proto
+        self.sequence_length = sequence_length
+        self.tokenizer = tensorflow_text.SentencepieceTokenizer(model=proto, out_type=tf.int32)
+        self.built = True
+
+    @property
+    def vocabulary_size(self):
+        return int(self.tokenizer.vocab_size())
+
+    def call(self, texts):
+        ids = self.tokenizer.tokenize(texts)[:, :self.sequence_length - 2]
+        ones = tf.ones([ids.nrows(), 1], tf.int32)
+        ids = tf.concat([ones * START_ID, ids, ones * END_ID], axis=1)
+        shape = [None, self.sequence_length]
+        return {"token_ids": ids.to_tensor(PAD_ID, shape=shape),
+                "padding_mask": tf.ones_like(ids).to_tensor(0, shape=shape)}

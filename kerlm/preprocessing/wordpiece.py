@@ -98,6 +98,10 @@ class WordPiecePreprocessor(keras.layers.Layer):
             pad_value=self.pad_id, return_padding_mask=True)
         self.built = True  # no weights: the vocabulary lives in the tokenizer's op
 
+    @property
+    def vocabulary_size(self):
+        return len(self.vocabulary)
+
     def call(self, texts):
         token_ids, padding_mask = self.packer(self.tokenizer(texts))
         return {"token_ids": token_ids, "padding_mask": tf.cast(padding_mask, "int32")}

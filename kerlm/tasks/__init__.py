@@ -2,11 +2,12 @@
 
 from kerlm.tasks.base import Task
 from kerlm.tasks.classification import ClassificationTask
+from kerlm.tasks.multitask import MultiTask
 from kerlm.tasks.qa import QATask
 from kerlm.tasks.seq2seq import Seq2SeqTask, SummarizationTask, TranslationTask
 
 TASKS = {"sentiment": ClassificationTask, "translation": TranslationTask,
-         "summarization": SummarizationTask, "qa": QATask}
+         "summarization": SummarizationTask, "qa": QATask, "multitask": MultiTask}
 
 
 def get_task(config):
@@ -16,5 +17,6 @@ def get_task(config):
     return TASKS[config.task](config)
 
 
-__all__ = ["Task", "ClassificationTask", "QATask", "Seq2SeqTask", "SummarizationTask", "TranslationTask",
+__all__ = ["Task", "ClassificationTask", "MultiTask", "QATask", "Seq2SeqTask",
+           "SummarizationTask", "TranslationTask",
            "TASKS", "get_task"]

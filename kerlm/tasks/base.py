@@ -1,17 +1,19 @@
 """The Task interface: everything one kind of problem needs, from file to served answer."""
 
 import abc
+import os
 import warnings
 
 from kerlm.config import ConfigError, check_model
 from kerlm.data import readers
 
 
-def build_backbone(model_config, vocabulary_size, encoder_only=False):
+def build_backbone(model_config, vocabulary_size, encoder_only=False, positions=0):
     """The backbone `--model` names: a preset sized for the task's vocabulary, or a
     checkpoint directory's backbone (its weights, vocabulary size and positions) as it is,
     checked against the vocabulary and `--sequence_length`; problems are ConfigErrors.
 
+    `positions`: a preset gets at least this many positions (e.g. the decoding length).
     `encoder_only`: the head reads only the encoder, so an encoder-decoder backbone's decoder
     gets no gradients, as expected: Keras' warning about it is silenced.
     """
@@ -21,7 +23,7 @@ def build_backbone(model_config, vocabulary_size, encoder_only=False):
     if check_model(preset) == "preset":
         backbone = models.Backbone.from_preset(
             preset, vocabulary_size=vocabulary_size, dropout=model_config.dropout,
-            max_sequence_length=max(model_config.sequence_length, 16))
+            max_sequence_length=max(model_config.sequence_length, positions, 16))
     else:
         backbone = _checkpoint_backbone(model_config, vocabulary_size)
     if encoder_only and isinstance(backbone, models.EncoderDecoderBackbone):
@@ -66,9 +68,58 @@ class Task(abc.ABC):
     """
 
     name = None
+    # A SentencePiece model (serialized proto) a multi-task run gives all its tasks, so
+    # that they share one vocabulary (and so one token embedding); None: the task's own.
+    shared_vocabulary = None
 
     def __init__(self, config):
         self.config = config
+
+    def vocabulary(self, learn):
+        """The vocabulary to train with: the multi-task run's shared SentencePiece proto;
+        else a `--model` directory's (its `sentencepiece.model` proto, else its WordPiece
+        list); else `learn()`'s."""
+        from kerlm import preprocessing  # noqa: PLC0415
+
+        if self.shared_vocabulary is not None:
+            return self.shared_vocabulary
+        preset = self.config.model.preset
+        if check_model(preset) == "directory":
+            path = os.path.join(preset, preprocessing.sentencepiece.MODEL_FILE)
+            if os.path.exists(path):
+                with open(path, "rb") as f:
+                    return f.read()
+            return preprocessing.checkpoint_vocabulary(preset)
+        return learn()
+
+    @staticmethod
+    def save_vocabulary(vocabulary, model_dir):
+        """Write a WordPiece list as `vocab.txt` or a SentencePiece proto as
+        `sentencepiece.model` in `model_dir`."""
+        from kerlm import preprocessing  # noqa: PLC0415
+
+        os.makedirs(model_dir, exist_ok=True)
+        if isinstance(vocabulary, bytes):
+            with open(os.path.join(model_dir, preprocessing.sentencepiece.MODEL_FILE), "wb") as f:
+                f.write(vocabulary)
+        else:
+            preprocessing.save_vocabulary(
+                vocabulary, os.path.join(model_dir, preprocessing.VOCABULARY_FILE))
+
+    @staticmethod
+    def load_vocabulary(model_dir):
+        """What `save_vocabulary` wrote: a WordPiece list or a SentencePiece proto."""
+        from kerlm import preprocessing  # noqa: PLC0415
+
+        path = os.path.join(model_dir, preprocessing.VOCABULARY_FILE)
+        if os.path.exists(path):
+            return preprocessing.load_vocabulary(path)
+        with open(os.path.join(model_dir, preprocessing.sentencepiece.MODEL_FILE), "rb") as f:
+            return f.read()
+
+    def num_examples(self, records):
+        """How many training examples `records` holds (for logging)."""
+        return len(records)
 
     @abc.abstractmethod
     def fields(self):
@@ -98,6 +149,10 @@ class Task(abc.ABC):
         return None
 
     @abc.abstractmethod
+    def vocabulary_texts(self, records):
+        """The texts of `records` a vocabulary is learned from."""
+
+    @abc.abstractmethod
     def prepare(self, train_records, model_dir):
         """Learn training-data assets (vocabulary, labels) and save them in `model_dir`."""
 
@@ -106,8 +161,9 @@ class Task(abc.ABC):
         """Load the assets `prepare` saved."""
 
     @abc.abstractmethod
-    def dataset(self, records, training):
-        """A batched `tf.data.Dataset` of `(features, targets)`."""
+    def dataset(self, records, training, batch_size=None):
+        """A batched `tf.data.Dataset` of `(features, targets)` (or `(features, targets,
+        sample_weight)`), in batches of `batch_size` (default `--batch_size`)."""
 
     @abc.abstractmethod
     def mean_tokens(self, records):
@@ -130,8 +186,9 @@ class Task(abc.ABC):
         """`{name: report}`: the task's simple baselines, trained on `train_records` and
         scored on `records` like `evaluate`."""
 
-    def callbacks(self, log_dir):
-        """Extra Keras callbacks for training (e.g. TensorBoard examples); none by default."""
+    def callbacks(self, log_dir, head=None):
+        """Extra Keras callbacks for training (e.g. TensorBoard examples); none by default.
+        `head`: the task's head's name in a multi-task model being trained."""
         return []
 
     @abc.abstractmethod

@@ -47,35 +47,39 @@ class ClassificationTask(Task):
         return texts, self.labels.encode(records, label_field)
 
     # Assets -------------------------------------------------------------------------------
+    def vocabulary_texts(self, records):
+        return texts_and_labels(records, *self.fields())[0]
+
     def prepare(self, train_records, model_dir):
-        text_field, label_field = self.fields()
-        texts, _ = texts_and_labels(train_records, text_field, label_field)
         model_config = self.config.model
-        if check_model(model_config.preset) == "directory":
-            vocabulary = preprocessing.checkpoint_vocabulary(model_config.preset)
-        else:
+        if check_model(model_config.preset) == "preset":
             kind = models.presets.get_preset(model_config.preset)["class"]
             if kind == "DecoderBackbone" and model_config.pooling == "first":
                 # refused before anything is written to model_dir (build_model checks again)
                 raise ConfigError(f"--pooling=first is meaningless for --model="
                                   f"{model_config.preset}, a decoder-only (causal) backbone; "
                                   "use --pooling=last or --pooling=mean")
-            vocabulary = preprocessing.learn_vocabulary(texts, model_config.vocabulary_size)
-        self.labels = LabelVocabulary.from_records(train_records, label_field)
+        vocabulary = self.vocabulary(lambda: preprocessing.learn_vocabulary(
+            self.vocabulary_texts(train_records), model_config.vocabulary_size))
+        self.labels = LabelVocabulary.from_records(train_records, self.fields()[1])
         os.makedirs(model_dir, exist_ok=True)
         self.labels.save(os.path.join(model_dir, LABELS_FILE))
-        preprocessing.save_vocabulary(vocabulary, os.path.join(model_dir, preprocessing.VOCABULARY_FILE))
+        self.save_vocabulary(vocabulary, model_dir)
         self._make_preprocessor(vocabulary)
 
     def restore(self, model_dir):
         self.labels = LabelVocabulary.load(os.path.join(model_dir, LABELS_FILE))
-        self._make_preprocessor(preprocessing.load_vocabulary(
-            os.path.join(model_dir, preprocessing.VOCABULARY_FILE)))
+        self._make_preprocessor(self.load_vocabulary(model_dir))
 
     def _make_preprocessor(self, vocabulary):
-        self.preprocessor = preprocessing.WordPiecePreprocessor(
-            vocabulary, self.config.model.sequence_length,
-            lowercase=not preprocessing.is_cased(vocabulary))
+        """WordPiece features for a vocabulary list, SentencePiece ones for a proto."""
+        sequence_length = self.config.model.sequence_length
+        if isinstance(vocabulary, bytes):
+            self.preprocessor = preprocessing.SentencePiecePreprocessor(vocabulary,
+                                                                        sequence_length)
+        else:
+            self.preprocessor = preprocessing.WordPiecePreprocessor(
+                vocabulary, sequence_length, lowercase=not preprocessing.is_cased(vocabulary))
 
     # Features -----------------------------------------------------------------------------
     def _features(self, texts):
@@ -84,14 +88,14 @@ class ClassificationTask(Task):
               .map(self.preprocessor, num_parallel_calls=tf.data.AUTOTUNE).unbatch())
         return ds.apply(tf.data.experimental.assert_cardinality(len(texts)))  # lost by unbatch
 
-    def dataset(self, records, training):
+    def dataset(self, records, training, batch_size=None):
         texts, label_ids = self.texts_and_label_ids(records)
         ds = tf.data.Dataset.zip(self._features(texts),
                                  tf.data.Dataset.from_tensor_slices(np.array(label_ids, "int32")))
         ds = ds.cache()
         if training:
             ds = ds.shuffle(len(texts), seed=self.config.train.seed, reshuffle_each_iteration=True)
-        ds = ds.batch(self.config.train.batch_size)
+        ds = ds.batch(batch_size or self.config.train.batch_size)
         ds = ds.map(lambda x, y: (preprocessing.trim_batch(x), y))
         return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -101,13 +105,15 @@ class ClassificationTask(Task):
         return float(tf.reduce_mean(tf.reduce_sum(tf.cast(masks, "float32"), axis=1)))
 
     # Model --------------------------------------------------------------------------------
-    def build_model(self):
-        """The classifier on `--model`: a preset sized for the task's vocabulary, or a
-        checkpoint directory's backbone (its weights, vocabulary size and positions) as it is."""
+    def build_model(self, backbone=None):
+        """The classifier on `backbone` (e.g. a multi-task model's), else on `--model`: a
+        preset sized for the task's vocabulary, or a checkpoint directory's backbone (its
+        weights, vocabulary size and positions) as it is."""
         model_config = self.config.model
         preset = model_config.preset
-        backbone = build_backbone(model_config, len(self.preprocessor.vocabulary),
-                                  encoder_only=True)
+        if backbone is None:
+            backbone = build_backbone(model_config, self.preprocessor.vocabulary_size,
+                                      encoder_only=True)
         try:
             return heads.Classifier(backbone, num_classes=len(self.labels),
                                     pooling=model_config.pooling, dropout=model_config.dropout)

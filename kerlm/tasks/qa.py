@@ -59,20 +59,20 @@ class QATask(Task):
         return [(r.fields["question"], r.fields["context"]) for r in records]
 
     # Assets -------------------------------------------------------------------------------
+    @staticmethod
+    def vocabulary_texts(records):
+        """Each context once, and the questions."""
+        contexts = list(dict.fromkeys(r.fields["context"] for r in records))
+        return contexts + [r.fields["question"] for r in records]
+
     def prepare(self, train_records, model_dir):
         model_config = self.config.model
-        if check_model(model_config.preset) == "directory":
-            vocabulary = preprocessing.checkpoint_vocabulary(model_config.preset)
-        else:
+        if check_model(model_config.preset) == "preset":
             self._check_backbone_kind(models.presets.get_preset(model_config.preset)["class"])
-            contexts = list(dict.fromkeys(r.fields["context"] for r in train_records))
-            questions = [r.fields["question"] for r in train_records]
-            vocabulary = preprocessing.learn_vocabulary(contexts + questions,
-                                                        model_config.vocabulary_size)
+        vocabulary = self.vocabulary(lambda: preprocessing.learn_vocabulary(
+            self.vocabulary_texts(train_records), model_config.vocabulary_size))
         self.allow_null = any(not r.fields["answers"] for r in train_records)
-        os.makedirs(model_dir, exist_ok=True)
-        preprocessing.save_vocabulary(vocabulary,
-                                      os.path.join(model_dir, preprocessing.VOCABULARY_FILE))
+        self.save_vocabulary(vocabulary, model_dir)
         with open(os.path.join(model_dir, QA_FILE), "w") as f:
             json.dump({"allow_null": self.allow_null}, f)
         self._make_preprocessor(vocabulary)
@@ -86,15 +86,20 @@ class QATask(Task):
     def restore(self, model_dir):
         with open(os.path.join(model_dir, QA_FILE)) as f:
             self.allow_null = json.load(f)["allow_null"]
-        self._make_preprocessor(preprocessing.load_vocabulary(
-            os.path.join(model_dir, preprocessing.VOCABULARY_FILE)))
+        self._make_preprocessor(self.load_vocabulary(model_dir))
 
     def _make_preprocessor(self, vocabulary):
+        """WordPiece windows for a vocabulary list, SentencePiece ones for a proto."""
         data, model = self.config.data, self.config.model
+        options = dict(max_query_length=data.max_query_length, doc_stride=data.doc_stride)
         try:
-            self.preprocessor = preprocessing.QAPreprocessor(
-                vocabulary, model.sequence_length, max_query_length=data.max_query_length,
-                doc_stride=data.doc_stride, lowercase=not preprocessing.is_cased(vocabulary))
+            if isinstance(vocabulary, bytes):
+                self.preprocessor = preprocessing.SentencePieceQAPreprocessor(
+                    vocabulary, model.sequence_length, **options)
+            else:
+                self.preprocessor = preprocessing.QAPreprocessor(
+                    vocabulary, model.sequence_length,
+                    lowercase=not preprocessing.is_cased(vocabulary), **options)
         except ValueError as e:
             raise ConfigError(f"--sequence_length={model.sequence_length} "
                               f"--max_query_length={data.max_query_length} "
@@ -119,7 +124,7 @@ class QATask(Task):
                                                  answers[0]["text"]) if answers else None)
         return rows, preprocessing.span_labels(rows, spans)
 
-    def dataset(self, records, training):
+    def dataset(self, records, training, batch_size=None):
         """`(features, [start, end] labels)` batches of windows; a window that does not hold
         the answer is labelled `[CLS]` (position 0)."""
         rows, labels = self.windows(records)
@@ -128,7 +133,7 @@ class QATask(Task):
         if training:
             ds = ds.shuffle(len(labels), seed=self.config.train.seed,
                             reshuffle_each_iteration=True)
-        ds = ds.batch(self.config.train.batch_size)
+        ds = ds.batch(batch_size or self.config.train.batch_size)
         ds = ds.map(lambda x, y: (preprocessing.trim_batch(x), y))
         return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -137,9 +142,11 @@ class QATask(Task):
         return float(rows["padding_mask"].sum(axis=1).mean())
 
     # Model --------------------------------------------------------------------------------
-    def build_model(self):
-        backbone = build_backbone(self.config.model, len(self.preprocessor.vocabulary),
-                                  encoder_only=True)
+    def build_model(self, backbone=None):
+        """The span labeler on `backbone` (e.g. a multi-task model's), else on `--model`."""
+        if backbone is None:
+            backbone = build_backbone(self.config.model, self.preprocessor.vocabulary_size,
+                                      encoder_only=True)
         self._check_backbone_kind(type(backbone).__name__)
         return heads.SpanLabeler(backbone, dropout=self.config.model.dropout)
 

@@ -15,7 +15,7 @@ from kerlm.metrics import generation_report
 from kerlm.preprocessing import sentencepiece
 from kerlm.preprocessing.sentencepiece import END_ID, START_ID, Seq2SeqPreprocessor
 from kerlm import seq2seq_baselines
-from kerlm.tasks.base import Task
+from kerlm.tasks.base import Task, build_backbone
 
 EXAMPLES = 4  # source / reference / output triples shown in reports and TensorBoard
 
@@ -89,23 +89,26 @@ class Seq2SeqTask(Task):
         source, target = self.fields()
         return ([r.fields[source] for r in records], [r.fields[target] for r in records])
 
+    def vocabulary_texts(self, records):
+        """Sources and targets: one vocabulary for both sides."""
+        sources, targets = self.texts(records)
+        return sources + targets
+
     # Assets -------------------------------------------------------------------------------
     def prepare(self, train_records, model_dir):
-        if check_model(self.config.model.preset) == "directory":
-            raise ConfigError(f"--task={self.name} trains its encoder-decoder from scratch "
-                              "with a vocabulary learned on the training text; give a preset "
-                              "name for --model")
-        self._check_backbone_kind()
-        sources, targets = self.texts(train_records)
-        proto = sentencepiece.learn_sentencepiece(sources + targets,
-                                                  self.config.model.vocabulary_size)
-        os.makedirs(model_dir, exist_ok=True)
-        with open(os.path.join(model_dir, sentencepiece.MODEL_FILE), "wb") as f:
-            f.write(proto)
-        self._make_preprocessor(proto)
+        preset = self.config.model.preset
+        if check_model(preset) == "preset":
+            self._check_backbone_kind(models.presets.get_preset(preset)["class"])
+        vocabulary = self.vocabulary(lambda: sentencepiece.learn_sentencepiece(
+            self.vocabulary_texts(train_records), self.config.model.vocabulary_size))
+        if not isinstance(vocabulary, bytes):
+            raise ConfigError(f"--model={preset} has a WordPiece vocabulary; --task="
+                              f"{self.name} generates text with a SentencePiece one (give a "
+                              "kerlm seq2seq or multi-task run's backbone/, or a preset)")
+        self.save_vocabulary(vocabulary, model_dir)
+        self._make_preprocessor(vocabulary)
 
-    def _check_backbone_kind(self):
-        kind = models.presets.get_preset(self.config.model.preset)["class"]
+    def _check_backbone_kind(self, kind):
         if kind != "EncoderDecoderBackbone":
             encdec = [p for p in models.list_presets()
                       if models.presets.get_preset(p)["class"] == "EncoderDecoderBackbone"]
@@ -114,9 +117,7 @@ class Seq2SeqTask(Task):
                               f"{', '.join(encdec)}")
 
     def restore(self, model_dir):
-        path = os.path.join(model_dir, sentencepiece.MODEL_FILE)
-        with open(path, "rb") as f:
-            self._make_preprocessor(f.read())
+        self._make_preprocessor(self.load_vocabulary(model_dir))
 
     def _make_preprocessor(self, proto):
         model = self.config.model
@@ -144,12 +145,12 @@ class Seq2SeqTask(Task):
         sources, targets = self.texts(records)
         return self._token_ids(sources, False), self._token_ids(targets, True)
 
-    def dataset(self, records, training):
+    def dataset(self, records, training, batch_size=None):
         """`(features, labels, label mask)` batches of similar lengths (no padding to a fixed
         length). Training batches are re-bucketed and reshuffled every epoch."""
         source_ids, label_ids = self._encoded(records)
         lengths = [len(s) + len(t) for s, t in zip(source_ids, label_ids)]
-        batch_size = self.config.train.batch_size
+        batch_size = batch_size or self.config.train.batch_size
         rng = np.random.default_rng(self.config.train.seed)
 
         def batches():
@@ -175,13 +176,14 @@ class Seq2SeqTask(Task):
         return float(np.mean([len(s) + len(t) for s, t in zip(source_ids, label_ids)]))
 
     # Model --------------------------------------------------------------------------------
-    def build_model(self):
+    def build_model(self, backbone=None):
+        """The seq2seq LM on `backbone` (e.g. a multi-task model's), else on `--model` (a
+        preset, or a directory with its SentencePiece vocabulary)."""
         model = self.config.model
-        self._check_backbone_kind()
-        backbone = models.Backbone.from_preset(
-            model.preset, vocabulary_size=self.preprocessor.vocabulary_size,
-            dropout=model.dropout,
-            max_sequence_length=max(model.sequence_length, self.max_decode_length(), 16))
+        if backbone is None:
+            backbone = build_backbone(model, self.preprocessor.vocabulary_size,
+                                      positions=self.max_decode_length())
+        self._check_backbone_kind(type(backbone).__name__)
         return heads.Seq2SeqLM(backbone, copy_attention=model.copy_attention)
 
     def compile_args(self):
@@ -286,8 +288,8 @@ class Seq2SeqTask(Task):
         text = decode.sampler + (f" ({details})" if details else "")
         return f"{text}, at most {self.max_decode_length() - 1} tokens"
 
-    def callbacks(self, log_dir):
-        return [GenerationExamples(self, self.read("dev")[:EXAMPLES], log_dir)]
+    def callbacks(self, log_dir, head=None):
+        return [GenerationExamples(self, self.read("dev")[:EXAMPLES], log_dir, head)]
 
     def headline(self, report):
         """One line of the report's main figures."""
@@ -329,18 +331,21 @@ class Seq2SeqTask(Task):
 
 
 class GenerationExamples(keras.callbacks.Callback):
-    """At each epoch end, TensorBoard text: a few dev sources, references and outputs."""
+    """At each epoch end, TensorBoard text: a few dev sources, references and outputs (of
+    the trained model, or of its `head` in a multi-task model, as `<head>_examples`)."""
 
-    def __init__(self, task, records, log_dir):
+    def __init__(self, task, records, log_dir, head=None):
         super().__init__()
-        self.task, self.records = task, records
+        self.task, self.records, self.head = task, records, head
         self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "validation"))
 
     def on_epoch_end(self, epoch, logs=None):
         sources, references = self.task.texts(self.records)
-        outputs = self.task.generate(self.model, sources)
+        model = self.model.heads[self.head] if self.head else self.model
+        outputs = self.task.generate(model, sources)
         with self.writer.as_default(step=int(self.model.optimizer.iterations.numpy())):
-            write_examples(sources, references, outputs)
+            write_examples(sources, references, outputs,
+                           f"{self.head}_examples" if self.head else "examples")
         self.writer.flush()
 
 
