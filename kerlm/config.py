@@ -106,6 +106,8 @@ class DecodeConfig:
                                        "target_sequence_length.")
     sampling_seed: int = _field(0, "Seed of the random samplers (reproducible draws).")
     max_answer_length: int = _field(30, "QA: longest answer span, in word pieces.")
+    n_best_size: int = _field(1, "QA: also return the N best spans of each question "
+                                 "(n_best_answer, n_best_start, ... outputs) when N > 1.")
     null_score_diff_threshold: float = _field(0.0, "QA with unanswerable questions (SQuAD "
                                                    "v2.0): answer nothing when the no-answer "
                                                    "score beats the best span by more than "

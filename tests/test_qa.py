@@ -162,6 +162,73 @@ def test_best_spans_across_windows_length_limit_null_and_characters():
     assert best_spans(tf.constant(logits), rows, contexts)["answer"].numpy()[1] != b""
 
 
+def reference_n_best(logits, rows, contexts, max_answer_length, n):
+    """Brute force: every valid span of every window, best first, each span once."""
+    answers = []
+    for example, context in enumerate(contexts):
+        candidates = []
+        for row in np.flatnonzero(rows["example_index"] == example):
+            inside = np.flatnonzero(rows["token_start"][row] >= 0)
+            for s in inside:
+                for e in inside[(inside >= s) & (inside < s + max_answer_length)]:
+                    candidates.append((-(logits[row, 0, s] + logits[row, 1, e]),
+                                       rows["token_start"][row][s], rows["token_end"][row][e]))
+        seen, ranked = set(), []
+        for _, start, end in sorted(candidates):
+            if (start, end) not in seen:
+                seen.add((start, end))
+                ranked.append(context.encode()[start:end].decode())
+        answers.append(ranked[:n])
+    return answers
+
+
+def test_n_best_spans_are_ranked_across_windows_once_each():
+    pre = QAPreprocessor(VOCAB, sequence_length=12, max_query_length=3, doc_stride=2)
+    contexts = [CONTEXT, "in 1869 ."]
+    rows = {k: v.numpy() for k, v in pre(tf.constant(["when ?"] * 2),
+                                         tf.constant(contexts)).items()}
+    logits = np.random.default_rng(0).normal(size=(len(rows["example_index"]), 2, 12))
+    logits = logits.astype("float32")
+    byte_start, byte_end = byte_span(CONTEXT, CONTEXT.index("Peace"), "Peace")
+    holding = [row for row in np.flatnonzero(rows["example_index"] == 0)
+               if byte_start in rows["token_start"][row]]
+    assert len(holding) > 1  # overlapping windows: "Peace" is a candidate in each
+    for n, row in enumerate(holding):
+        logits[row, 0, list(rows["token_start"][row]).index(byte_start)] = 8.0 - n
+        logits[row, 1, list(rows["token_end"][row]).index(byte_end)] = 8.0 - n
+
+    def decode(**options):
+        out = best_spans(tf.constant(logits), {k: tf.constant(v) for k, v in rows.items()},
+                         tf.constant(contexts), **options)
+        return {k: v.numpy() for k, v in out.items()}
+
+    out = decode(n_best_size=5)
+    assert out["n_best_answer"].shape == (2, 5)
+    ranked = [[a.decode() for a in answers] for answers in out["n_best_answer"]]
+    assert ranked == reference_n_best(logits, rows, contexts, 30, 5)
+    assert ranked[0][0] == "Peace" and ranked[0].count("Peace") == 1
+    assert [a.decode() for a in out["answer"]] == [r[0] for r in ranked]
+    assert (out["start"] == out["n_best_start"][:, 0]).all()
+    for context, answers, starts, ends in zip(contexts, ranked, out["n_best_start"],
+                                              out["n_best_end"]):
+        assert [context[s:e] for s, e in zip(starts, ends)] == answers
+    assert ((out["n_best_score"] > 0) & (out["n_best_score"] <= 1)).all()
+    # "in 1869 ." has 3 context pieces, so 3 one-piece spans: the 4th and 5th are padding.
+    short = decode(max_answer_length=1, n_best_size=5)
+    assert short["n_best_start"][1].tolist()[3:] == [-1, -1]
+    assert short["n_best_answer"][1, 3:].tolist() == [b"", b""]
+    assert short["n_best_score"][1, 3:].tolist() == [0.0, 0.0]
+    assert [a.decode() for a in short["n_best_answer"][1, :3]] == \
+        reference_n_best(logits, rows, contexts, 1, 5)[1]
+    single = decode()  # n_best_size=1: the answer alone
+    assert set(single) == {"answer", "start", "end", "score"}
+    assert single["answer"].tolist() == out["answer"].tolist()
+    from kerlm.config import Config, ConfigError, apply_overrides
+    from kerlm.tasks import QATask
+    with pytest.raises(ConfigError, match="--n_best_size must be at least 1, got 0"):
+        QATask(apply_overrides(Config(task="qa"), {"decode.n_best_size": 0}))
+
+
 # Metrics ------------------------------------------------------------------------------------
 def test_squad_metrics_match_the_official_script_by_hand():
     assert normalize_answer("The Quick, brown  FOX.") == "quick brown fox"
@@ -221,7 +288,7 @@ def qa_run(tmp_path_factory):
     result = run_app("train", "--task=qa", "--model=encoder_tiny", "--vocabulary_size=2000",
                      "--sequence_length=96", "--max_query_length=32", "--doc_stride=32",
                      "--batch_size=32", "--train_steps=40", "--log_every_steps=20",
-                     f"--train_data={root / 'train.jsonl'}",
+                     "--n_best_size=3", f"--train_data={root / 'train.jsonl'}",
                      f"--eval_data={root / 'dev.jsonl'}", f"--test_data={root / 'test.jsonl'}",
                      f"--model_dir={model_dir}", f"--export_dir={export_dir}")
     return {"model_dir": model_dir, "export_path": os.path.join(export_dir, "qa", "1"),
@@ -262,6 +329,7 @@ def test_export_answers_with_offsets_without_kerlm(qa_run):
         " context=tf.constant([p[1] for p in pairs]))\n"
         "out = {k: v.numpy().tolist() for k, v in out.items()}\n"
         "out['answer'] = [a.decode() for a in out['answer']]\n"
+        "out['n_best_answer'] = [[a.decode() for a in row] for row in out['n_best_answer']]\n"
         "assert 'kerlm' not in sys.modules\n"
         "print(json.dumps(out))\n")
     result = subprocess.run([sys.executable, "-c", script], input=json.dumps(pairs),
@@ -275,6 +343,16 @@ def test_export_answers_with_offsets_without_kerlm(qa_run):
                                                 served["end"]):
         assert answer and context[start:end] == answer
     assert np.allclose(served["score"], [e["score"] for e in expected], atol=1e-5)
+    # --n_best_size=3: the ranked spans, the answer first, each its context's text.
+    assert np.asarray(served["n_best_start"]).shape == (3, 3)
+    for (_, context), expect, answers, starts, ends in zip(
+            pairs, expected, served["n_best_answer"], served["n_best_start"],
+            served["n_best_end"]):
+        assert answers[0] == expect["answer"]
+        assert [context[s:e] for s, e in zip(starts, ends) if s >= 0] == \
+            [a for a in answers if a] == [n["answer"] for n in expect["n_best"]]
+        found = [(s, e) for s, e in zip(starts, ends) if s >= 0]
+        assert found and len(set(found)) == len(found)
 
 
 def test_predict_and_rest_serving(qa_run, tmp_path):
@@ -296,6 +374,9 @@ def test_predict_and_rest_serving(qa_run, tmp_path):
         prediction = response.json()["predictions"][0]
         assert prediction["answer"] == answer["answer"]
         assert {"start", "end", "score"} <= set(prediction)
+        assert prediction["n_best_answer"][0] == answer["answer"]
+        assert [n["answer"] for n in answer["n_best"]] == \
+            [a for a in prediction["n_best_answer"] if a]
     finally:
         process.terminate()
         process.wait(timeout=30)

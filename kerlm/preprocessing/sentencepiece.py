@@ -104,7 +104,6 @@ class Seq2SeqPreprocessor(keras.layers.Layer):
         return self.tokenizer.detokenize(token_ids)
 
 
-
 class SentencePiecePreprocessor(keras.layers.Layer):
     """Strings `[batch]` → `{"token_ids", "padding_mask"}` int32 `[batch, sequence_length]`
     with a SentencePiece model: `<s> tokens… </s>`, truncated and padded to

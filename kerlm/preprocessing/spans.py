@@ -26,6 +26,7 @@ from kerlm.preprocessing.wordpiece import RESERVED_TOKENS
 _PUNCTUATION = r"[!-/]|[:-@]|[\[-`]|[{-~]|\p{P}|\p{S}"
 _DELIMITERS = r"\s|" + _PUNCTUATION
 NO_OFFSET = -1  # token_start / token_end of positions outside the context
+_NO_SPAN = -1e30  # the score of an invalid (start, end) pair
 # Characters SentencePiece folds into a piece's leading "▁" (its normalizer maps them to a
 # space or drops them); tensorflow-text's offsets include them.
 _SPACE = r"[\s\p{Z}\p{Cc}\p{Cf}]"
@@ -225,19 +226,34 @@ class SentencePieceQAPreprocessor(QAPreprocessor):
 
 
 def best_spans(logits, rows, context, max_answer_length=30, allow_null=False,
-               null_score_diff_threshold=0.0):
-    """One answer per example from span logits over its windows, in TensorFlow ops.
+               null_score_diff_threshold=0.0, n_best_size=1):
+    """The answer of each example, and its `n_best_size` best spans, from span logits over
+    its windows, in TensorFlow ops.
 
     `logits` `[rows, 2, length]` (start, end), `rows` the `QAPreprocessor` output for
-    `context` `[batch]`. In each window the best span (start ≤ end < start +
-    `max_answer_length`, both inside the context) is the one with the largest start + end
-    logit; across windows the largest sum wins. With `allow_null` (SQuAD v2.0) the answer is
-    empty when the best `[CLS]` score of the example's windows beats the span by more than
-    `null_score_diff_threshold`.
+    `context` `[batch]`. A span is valid when start ≤ end < start + `max_answer_length`,
+    both inside the context; its score is its start + end logit. Every valid span of every
+    window is a candidate (an exact search, not a top-k of starts × top-k of ends); an
+    example's candidates are ranked by score across its windows, and a span found in two
+    overlapping windows counts once, at its better score. With `allow_null` (SQuAD v2.0) the
+    answer is empty when the best `[CLS]` score of the example's windows beats the best span
+    by more than `null_score_diff_threshold`.
 
     Returns `{"answer": string, "start", "end": int32 character offsets into the context
-    (end exclusive; -1 for an empty answer), "score": float32}` `[batch]`; `score` is the
-    span's probability among the valid spans of its window.
+    (end exclusive; -1 for an empty answer), "score": float32}` `[batch]`, and with
+    `n_best_size` > 1 the same for the ranked spans, `[batch, n_best_size]`, as
+    `n_best_answer`, `n_best_start`, `n_best_end`, `n_best_score` (padded with "", -1, 0).
+    `score` is the span's probability among the valid spans of its window.
+
+    Example (one window of pieces "War", "and", "Peace" at bytes 0, 4, 8):
+    >>> rows = {"token_start": tf.constant([[-1, 0, 4, 8]]),
+    ...         "token_end": tf.constant([[-1, 3, 7, 13]]), "example_index": tf.constant([0])}
+    >>> logits = tf.constant([[[0., 3., 0., 2.], [0., 1., 0., 4.]]])  # start, end
+    >>> out = best_spans(logits, rows, tf.constant(["War and Peace"]), n_best_size=2)
+    >>> out["answer"].numpy().tolist(), out["n_best_answer"].numpy().tolist()
+    ([b'War and Peace'], [[b'War and Peace', b'Peace']])
+    >>> out["n_best_start"].numpy().tolist(), out["n_best_end"].numpy().tolist()
+    ([[0, 8]], [[13, 13]])
     """
     start_logits, end_logits = logits[:, 0], logits[:, 1]
     length = tf.shape(start_logits)[1]
@@ -247,41 +263,72 @@ def best_spans(logits, rows, context, max_answer_length=30, allow_null=False,
         (position[None, :] - position[:, None] < max_answer_length)
     allowed = band[None] & valid[:, :, None] & valid[:, None, :]
     scores = start_logits[:, :, None] + end_logits[:, None, :]
-    flat = tf.reshape(tf.where(allowed, scores, -1e30), [-1, length * length])
-    best = tf.argmax(flat, axis=1, output_type=tf.int32)
-    best_score = tf.reduce_max(flat, axis=1)
-    probability = tf.exp(best_score - tf.reduce_logsumexp(flat, axis=1))
-    has_span = tf.reduce_any(tf.reshape(allowed, [-1, length * length]), axis=1)
-    best_score = tf.where(has_span, best_score, -1e30)
+    flat = tf.reshape(tf.where(allowed, scores, _NO_SPAN), [-1, length * length])
+    # Each window's best spans: an example's n best are among its windows' n best.
+    top_score, top_index = tf.math.top_k(flat, tf.minimum(n_best_size, length * length))
+    top_probability = tf.exp(top_score - tf.reduce_logsumexp(flat, axis=1, keepdims=True))
+    top_start = tf.gather(rows["token_start"], top_index // length, batch_dims=1)
+    top_end = tf.gather(rows["token_end"], top_index % length, batch_dims=1)
 
     example = rows["example_index"]
     batch = tf.shape(context)[0]
-    example_best = tf.math.unsorted_segment_max(best_score, example, batch)
-    is_best = tf.equal(best_score, tf.gather(example_best, example))
-    window = tf.math.unsorted_segment_min(
-        tf.where(is_best, tf.range(tf.shape(example)[0]), tf.int32.max), example, batch)
-    span = tf.gather(best, window)
-    start_token, end_token = span // length, span % length
-    byte_start = tf.gather_nd(rows["token_start"], tf.stack([window, start_token], axis=1))
-    byte_end = tf.gather_nd(rows["token_end"], tf.stack([window, end_token], axis=1))
-    answer_found = tf.gather(has_span, window)
+
+    def by_example(values, pad):  # [rows, k] → [batch, windows·k + n_best_size]
+        grouped = tf.RaggedTensor.from_value_rowids(values, example, nrows=batch)
+        dense = grouped.merge_dims(1, 2).to_tensor(pad)
+        return tf.concat([dense, tf.fill([batch, n_best_size], pad)], axis=1)
+
+    score = by_example(top_score, _NO_SPAN)
+    byte_start, byte_end = by_example(top_start, NO_OFFSET), by_example(top_end, NO_OFFSET)
+    probability = by_example(top_probability, 0.0)
+    found = score > _NO_SPAN / 2
+    # A span twice (overlapping windows): keep its first, best-ranked copy.
+    order = tf.argsort(score, axis=1, direction="DESCENDING", stable=True)
+    score, byte_start, byte_end, probability, found = [
+        tf.gather(t, order, batch_dims=1) for t in (score, byte_start, byte_end, probability,
+                                                    found)]
+    candidates = tf.shape(score)[1]
+    same = (byte_start[:, :, None] == byte_start[:, None, :]) & \
+        (byte_end[:, :, None] == byte_end[:, None, :])
+    earlier = tf.range(candidates)[:, None] < tf.range(candidates)[None, :]
+    found &= ~tf.reduce_any(same & earlier[None] & found[:, :, None], axis=1)
+    keep = tf.argsort(tf.cast(~found, tf.int32), axis=1, stable=True)[:, :n_best_size]
+    byte_start, byte_end, probability, found = [
+        tf.gather(t, keep, batch_dims=1) for t in (byte_start, byte_end, probability, found)]
+    best = {"found": found, "byte_start": byte_start, "byte_end": byte_end,
+            "probability": probability}
     if allow_null:
         null = tf.math.unsorted_segment_min(start_logits[:, 0] + end_logits[:, 0], example,
                                             batch)
-        answer_found &= ~(null - example_best > null_score_diff_threshold)
-    # Byte → character offsets, snapped outwards to whole characters (a piece inside a word
-    # with accents can end mid-character): the start's character, up to the end's.
+        best_score = tf.gather(score, keep[:, :1], batch_dims=1)[:, 0]
+        best["found"] = tf.concat(
+            [found[:, :1] & ~(null - best_score > null_score_diff_threshold)[:, None],
+             found[:, 1:]], axis=1)
+    spans = _character_spans(context, best)
+    out = {key: values[:, 0] for key, values in spans.items()}
+    if n_best_size > 1:
+        out.update({f"n_best_{key}": values for key, values in spans.items()})
+    return out
+
+
+def _character_spans(context, spans):
+    """`{"answer", "start", "end", "score"}` `[batch, n]` from byte spans into `context`
+    `[batch]`: offsets snapped outwards to whole characters (a piece inside a word with
+    accents can end mid-character): the start's character, up to the end's."""
+    found = spans["found"]
     _, char_bytes = tf.strings.unicode_decode_with_offsets(context, "UTF-8")
-    char_bytes = tf.cast(char_bytes, tf.int32)
-    char_start = tf.reduce_sum(tf.cast(char_bytes <= byte_start[:, None], tf.int32), axis=1) - 1
-    char_end = tf.reduce_sum(tf.cast(char_bytes < byte_end[:, None], tf.int32), axis=1)
-    char_start = tf.where(answer_found, char_start, 0)
-    char_end = tf.where(answer_found, char_end, 0)
-    answer = tf.strings.substr(context, char_start, char_end - char_start, unit="UTF8_CHAR")
-    return {"answer": answer,
-            "start": tf.where(answer_found, char_start, -1),
-            "end": tf.where(answer_found, char_end, -1),
-            "score": tf.where(answer_found, tf.gather(probability, window), 0.0)}
+    char_bytes = tf.cast(char_bytes, tf.int32).to_tensor(tf.int32.max)[:, None, :]
+    char_start = tf.reduce_sum(tf.cast(char_bytes <= spans["byte_start"][:, :, None],
+                                       tf.int32), axis=2) - 1
+    char_end = tf.reduce_sum(tf.cast(char_bytes < spans["byte_end"][:, :, None], tf.int32),
+                             axis=2)
+    char_start = tf.where(found, char_start, 0)
+    char_end = tf.where(found, char_end, 0)
+    contexts = tf.broadcast_to(context[:, None], tf.shape(char_start))
+    answer = tf.strings.substr(contexts, char_start, char_end - char_start, unit="UTF8_CHAR")
+    return {"answer": answer, "start": tf.where(found, char_start, -1),
+            "end": tf.where(found, char_end, -1),
+            "score": tf.where(found, spans["probability"], 0.0)}
 
 
 def byte_span(context, answer_start, text):

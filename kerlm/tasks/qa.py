@@ -32,6 +32,10 @@ class QATask(Task):
 
     def __init__(self, config):
         super().__init__(config)
+        decode = config.decode
+        for flag in ("max_answer_length", "n_best_size"):
+            if getattr(decode, flag) < 1:
+                raise ConfigError(f"--{flag} must be at least 1, got {getattr(decode, flag)}")
         self.preprocessor = None
         self.allow_null = False
 
@@ -156,7 +160,9 @@ class QATask(Task):
 
     # Evaluation and prediction ------------------------------------------------------------
     def answer(self, model, pairs):
-        """`[{"answer", "start", "end", "score"}]` through the exported serving function."""
+        """`[{"answer", "start", "end", "score"}]` through the exported serving function,
+        with `"n_best": [{"answer", "start", "end", "score"}, ...]` (found spans only) when
+        `--n_best_size` > 1."""
         serve = self.serving_functions(model)[0]["serving_default"]
         size = self.config.train.batch_size
         results = []
@@ -164,9 +170,13 @@ class QATask(Task):
             questions, contexts = zip(*pairs[start:start + size])
             out = {k: v.numpy() for k, v in serve(tf.constant(questions),
                                                   tf.constant(contexts)).items()}
-            results += [{"answer": out["answer"][i].decode("utf-8"),
-                         "start": int(out["start"][i]), "end": int(out["end"][i]),
-                         "score": float(out["score"][i])} for i in range(len(questions))]
+            for i in range(len(questions)):
+                result = _span(out, i)
+                if "n_best_answer" in out:
+                    result["n_best"] = [_span(out, i, j, "n_best_")
+                                        for j in range(out["n_best_answer"].shape[1])
+                                        if out["n_best_start"][i, j] >= 0]
+                results.append(result)
         return results
 
     @staticmethod
@@ -215,7 +225,9 @@ class QATask(Task):
     def serving_functions(self, model):
         """`serving_default`: `question`, `context` (string `[batch]`) → `answer` (string),
         `start`, `end` (int32 character offsets into the context, end exclusive; -1 for no
-        answer) and `score` (float32), windows and span decoding included."""
+        answer) and `score` (float32), windows and span decoding included; with
+        `--n_best_size` > 1 also `n_best_answer`, `n_best_start`, `n_best_end`,
+        `n_best_score` `[batch, n_best_size]`, the best spans in order."""
         preprocessor = self.preprocessor
         decode = self.config.decode
         allow_null = self.allow_null
@@ -231,6 +243,15 @@ class QATask(Task):
             return preprocessing.best_spans(
                 logits, trimmed, context, max_answer_length=decode.max_answer_length,
                 allow_null=allow_null,
-                null_score_diff_threshold=decode.null_score_diff_threshold)
+                null_score_diff_threshold=decode.null_score_diff_threshold,
+                n_best_size=decode.n_best_size)
 
         return {"serving_default": serve}, [preprocessor]
+
+
+def _span(out, i, j=None, prefix=""):
+    """`{"answer", "start", "end", "score"}` of row `i` (column `j`) of serving outputs."""
+    index = i if j is None else (i, j)
+    return {"answer": out[prefix + "answer"][index].decode("utf-8"),
+            "start": int(out[prefix + "start"][index]), "end": int(out[prefix + "end"][index]),
+            "score": float(out[prefix + "score"][index])}
