@@ -16,6 +16,21 @@ def next_version(model_base_path):
     return max(versions, default=0) + 1
 
 
+def _store_weights_once(archive):
+    """Make `archive`'s variable collections list the `tf.Variable`s themselves.
+
+    Keras 3.15's `track()` lists the `keras.Variable` wrappers while the endpoints capture
+    the `tf.Variable`s inside them: two objects per weight, which the SavedModel checkpoint
+    cannot de-duplicate, so every weight was stored (and loaded by TF Serving) twice
+    (keras-team/keras#23553, open). The collections are replaced, not mutated in place:
+    a tracked list edited in place refuses to save.
+    """
+    tracked = archive._tf_trackable  # noqa: SLF001 (the collections' owner; no public way)
+    for name in ("variables", "trainable_variables", "non_trainable_variables"):
+        setattr(tracked, name, [v.value if isinstance(v, keras.Variable) else v
+                                for v in getattr(tracked, name)])
+
+
 def export_task(task, model, export_dir, name=None):
     """Write `export_dir/NAME/<next version>/` atomically and return its path (NAME: the
     task's `export_name`, else its name).
@@ -31,9 +46,9 @@ def export_task(task, model, export_dir, name=None):
     os.makedirs(base, exist_ok=True)
     functions, trackables = task.serving_functions(model)
     archive = keras.export.ExportArchive()
-    archive.track(model)
-    for obj in trackables:
+    for obj in [model, *trackables]:
         archive.track(obj)
+    _store_weights_once(archive)
     for signature, fn in functions.items():
         archive.add_endpoint(signature, fn)
     tmp = os.path.join(base, f".tmp-{uuid.uuid4().hex}")

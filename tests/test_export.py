@@ -76,3 +76,17 @@ def test_next_version_ignores_temporary_and_other_entries(tmp_path):
     for name in ["1", "7", ".tmp-123", "notes"]:
         (tmp_path / name).mkdir()
     assert next_version(str(tmp_path)) == 8
+
+
+def test_export_stores_each_weight_once(trained_run):
+    """keras-team/keras#23553: ExportArchive wrote every weight twice; kerlm's export not."""
+    import tensorflow as tf
+
+    from kerlm import training
+    reader = tf.train.load_checkpoint(
+        os.path.join(trained_run["export_path"], "variables", "variables"))
+    stored = {key: np.prod(shape) for key, shape in reader.get_variable_to_shape_map().items()
+              if key != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+    model = training.load_model(trained_run["model_dir"])  # weights and dropout seeds
+    assert sum(stored.values()) == sum(np.prod(v.shape) for v in model.variables)
+    assert all(key.startswith("variables/") for key in stored), sorted(stored)[:5]
