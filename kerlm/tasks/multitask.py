@@ -89,8 +89,8 @@ class MultiTask(Task):
 
     Records are `{task: records}`. Each task reads its embedded data, or with
     `--train_data=DIR` (and `--eval_data`, `--test_data`) the file `DIR/<task>.<ext>` in
-    that task's format and fields. An epoch is as many
-    steps as the training sets hold batches altogether.
+    that task's format and fields. An epoch is as many steps as the training sets hold
+    batches altogether.
     """
 
     name = "multitask"
