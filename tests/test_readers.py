@@ -142,8 +142,7 @@ def test_not_gzip(tmp_path):
 
 
 @pytest.mark.parametrize("name,text", [
-    ("a.jsonl", ""), ("a.jsonl", "\n  \n"), ("a.csv", ""), ("a.tsv", "\n"),
-    ("a.csv", "text,label\n"), ("a.csv", "text,label\n\n\n"), ("a.jsonl.gz", ""),
+    ("a.jsonl", ""), ("a.jsonl", "\n  \n"), ("a.csv", ""), ("a.tsv", "\n"), ("a.jsonl.gz", ""),
 ])
 def test_empty_file(tmp_path, name, text):
     path = write(tmp_path / name, text, gz=name.endswith(".gz"))
@@ -151,6 +150,18 @@ def test_empty_file(tmp_path, name, text):
     assert e.line is None
     assert str(e).startswith(f"{path}: ")
     assert "empty" in e.reason
+
+
+@pytest.mark.parametrize("name,text,line", [
+    ("a.csv", "text,label\n", 1), ("a.csv", "text,label\n\n\n", 1),
+    ("a.tsv", "\ntext\tlabel\n", 2), ("a.csv.gz", "text,label\r\n", 1),
+])
+@pytest.mark.parametrize("skip", [False, True])
+def test_header_without_rows_says_so(tmp_path, name, text, line, skip):
+    path = write(tmp_path / name, text, gz=name.endswith(".gz"))
+    assert str(error_of(path, ["text", "label"], skip_bad_rows=skip)) == (
+        f"{path}: no records: the file has a header row (line {line}: text, label) and no "
+        "rows after it")
 
 
 @pytest.mark.parametrize("name,sep", [("a.csv", ","), ("a.tsv", "\t"), ("a.csv.gz", ",")])
@@ -364,6 +375,40 @@ def test_label_vocabulary_unseen_label():
         vocab.encode(dev, "label")
     assert str(info.value) == ("dev.jsonl:11: label 'mixed' never appears in the training data "
                                "(known labels: neg, pos)")
+
+
+def test_known_keeps_records_of_training_labels_or_names_the_unseen_one():
+    vocab = LabelVocabulary.from_records(recs("train.jsonl", "pos", "neg"), "label")
+    dev = recs("dev.jsonl", "pos", "mixed", "neg", start=10)
+    assert vocab.known(dev[::2], "label") == dev[::2]
+    with pytest.raises(DataError) as info:
+        vocab.known(dev, "label")  # without skip_bad_rows: the one line encode gives
+    assert str(info.value) == ("dev.jsonl:11: label 'mixed' never appears in the training data "
+                               "(known labels: neg, pos)")
+
+
+def test_known_with_skip_bad_rows_skips_counts_and_logs_one_line_per_file(monkeypatch):
+    from absl import logging
+
+    vocab = LabelVocabulary.from_records(recs("train.jsonl", "pos", "neg"), "label")
+    dev = recs("dev.jsonl", "pos", "mixed", "neg", "meh", start=10) + recs("b.csv", "x", "pos")
+    warnings = []
+    monkeypatch.setattr(logging, "warning", lambda msg, *args: warnings.append(msg % args))
+    skipped = []
+    kept = vocab.known(dev, "label", skip_bad_rows=True, skipped=skipped)
+    assert [(r.path, r.line) for r in kept] == [("dev.jsonl", 10), ("dev.jsonl", 12),
+                                                ("b.csv", 3)]
+    assert vocab.encode(kept, "label") == [1, 0, 1]
+    assert [(e.path, e.line) for e in skipped] == [("dev.jsonl", 11), ("dev.jsonl", 13),
+                                                   ("b.csv", 2)]
+    assert warnings == [
+        "Skipped 2 bad rows in dev.jsonl (first: dev.jsonl:11: label 'mixed' never appears in "
+        "the training data (known labels: neg, pos))",
+        "Skipped 1 bad rows in b.csv (first: b.csv:2: label 'x' never appears in the training "
+        "data (known labels: neg, pos))"]
+    with pytest.raises(DataError, match=r"^dev\.jsonl: no good records: all 2 rows have labels "
+                                        r"training never saw \(first: dev\.jsonl:10: label 'a'"):
+        vocab.known(recs("dev.jsonl", "a", "b", start=10), "label", skip_bad_rows=True)
 
 
 def test_label_vocabulary_needs_two_classes():

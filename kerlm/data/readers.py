@@ -246,6 +246,7 @@ def _delimited_rows(path, lines, required, delimiter) -> Iterator[Any]:
         reader = csv.reader(feed, delimiter=",")
     header = None
     header_line = 0
+    rows = 0  # records and bad rows after the header
     while True:
         start = feed.last + 1
         feed.bad = None
@@ -259,6 +260,7 @@ def _delimited_rows(path, lines, required, delimiter) -> Iterator[Any]:
             error = DataError(path, feed.bad[0], feed.bad[1])
             if header is None:
                 raise error
+            rows += 1
             yield error
             continue
         if not row or (len(row) == 1 and not row[0].strip()):
@@ -268,6 +270,7 @@ def _delimited_rows(path, lines, required, delimiter) -> Iterator[Any]:
             header_line = start
             _check_header(path, header_line, header, required)
             continue
+        rows += 1
         if len(row) != len(header):
             hint = ""
             if feed.last > start:
@@ -289,6 +292,9 @@ def _delimited_rows(path, lines, required, delimiter) -> Iterator[Any]:
     if header is None:
         raise DataError(path, None, f"empty file: no header row (a {_kind(delimiter)} file "
                                     "starts with a row of field names)")
+    if not rows:
+        raise DataError(path, None, f"no records: the file has a header row (line "
+                                    f"{header_line}: {', '.join(header)}) and no rows after it")
 
 
 def _kind(delimiter) -> str:
@@ -342,7 +348,8 @@ def read_records(
 
     Raises:
       DataError: always for file-level problems (missing file, unknown format,
-        not gzip, CSV/TSV header without a required field, no good records),
+        not gzip, CSV/TSV header without a required field or with no rows after it, no
+        good records),
         and for the first bad row unless ``skip_bad_rows``.
     """
     path = os.fspath(path)
