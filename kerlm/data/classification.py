@@ -19,15 +19,27 @@ Traceback (most recent call last):
 kerlm.data.readers.DataError: dev.csv:9: label 'mixed' never appears in the training data (known labels: neg, pos)
 >>> texts_and_labels(train, "text", "label")
 (['good', 'bad'], ['pos', 'neg'])
+
+With ``--skip_bad_rows`` such a record is left out and counted instead, as
+:func:`kerlm.data.readers.read_records` does with bad rows (and one warning per file,
+``Skipped N bad rows in PATH (first: ...)``, is logged):
+
+>>> dev = [Record({"text": "meh", "label": "mixed"}, "dev.csv", 9),
+...        Record({"text": "fine", "label": "pos"}, "dev.csv", 10)]
+>>> skipped = []
+>>> [r.line for r in vocab.known(dev, "label", skip_bad_rows=True, skipped=skipped)]
+[10]
+>>> [str(e) for e in skipped]
+["dev.csv:9: label 'mixed' never appears in the training data (known labels: neg, pos)"]
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Iterable, List, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
 
-from kerlm.data.readers import DataError, Record
+from kerlm.data.readers import DataError, Record, summarize_skipped
 
 __all__ = ["LabelVocabulary", "texts_and_labels"]
 
@@ -124,14 +136,55 @@ class LabelVocabulary:
         for record in records:
             label = _field(record, label_field)
             if label not in self._ids:
-                raise DataError(
-                    record.path,
-                    record.line,
-                    f"label {label!r} never appears in the training data "
-                    f"(known labels: {', '.join(self._labels)})",
-                )
+                raise self._unknown(record, label)
             ids.append(self._ids[label])
         return ids
+
+    def known(
+        self,
+        records: Sequence[Record],
+        label_field: str,
+        skip_bad_rows: bool = False,
+        skipped: Optional[List[DataError]] = None,
+    ) -> List[Record]:
+        """The records whose label is in the vocabulary (so :meth:`encode` takes them).
+
+        A label training never saw is the DataError :meth:`encode` raises, naming the
+        file and line; with ``skip_bad_rows`` its record is left out instead, the error
+        appended to ``skipped`` and one warning per file logged with
+        ``absl.logging.warning``, the ``Skipped N bad rows in PATH (first: ...)`` line of
+        :func:`~kerlm.data.readers.read_records`. Records all unknown stay a DataError.
+        """
+        kept, errors = [], []
+        for record in records:
+            label = _field(record, label_field)
+            if label in self._ids:
+                kept.append(record)
+                continue
+            error = self._unknown(record, label)
+            if not skip_bad_rows:
+                raise error
+            errors.append(error)
+        if skipped is not None:
+            skipped.extend(errors)
+        if errors and not kept:
+            raise DataError(_paths(records), None, f"no good records: all {len(errors)} rows "
+                                                   f"have labels training never saw (first: "
+                                                   f"{errors[0]})")
+        if errors:
+            from absl import logging  # imported here: only needed when rows were skipped
+
+            by_path = {}
+            for error in errors:
+                by_path.setdefault(error.path, []).append(error)
+            for path, path_errors in by_path.items():
+                logging.warning("%s", summarize_skipped(path, path_errors))
+        return kept
+
+    def _unknown(self, record: Record, label: str) -> DataError:
+        return DataError(record.path, record.line,
+                         f"label {label!r} never appears in the training data "
+                         f"(known labels: {', '.join(self._labels)})")
 
     def decode(self, ids: Iterable[int]) -> List[str]:
         """Labels of class ids."""
