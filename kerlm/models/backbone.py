@@ -4,6 +4,12 @@ Every backbone's constructor arguments are its whole config (keras-hub's convent
 same dict builds it, is saved in `.keras` files and presets, and is what `get_config`
 returns. The helpers here build the parts the three backbones share: the embedding stack
 (token, position, segment embeddings, scale, norm, dropout) and the block options.
+
+Adding a backbone is one module: a `Backbone` subclass decorated with
+`@keras.saving.register_keras_serializable(package="kerlm")` and
+`@kerlm.models.registry.register_backbone`, its `capabilities` and `features`, and
+`registry.register_presets(cls, {...})` for the presets it builds; then one import line in
+`kerlm/models/__init__.py`.
 """
 
 import json
@@ -16,6 +22,7 @@ from keras import ops
 from kerlm import __version__
 from kerlm.layers import (PositionEmbedding, RelativePositionBias, SinusoidalPositionEncoding,
                           normalization)
+from kerlm.models import presets
 
 POSITIONS = ("learned", "sinusoidal", "rotary", "relative", "none")
 
@@ -26,7 +33,29 @@ class Backbone(keras.Model):
     Subclasses build their graph in `__init__` from `constructor_config(locals())` and pass
     that config to `_remember` after `super().__init__`, so `get_config` returns the
     arguments and `keras.saving.load_model` rebuilds them exactly.
+
+    What a backbone offers is its class's `capabilities`, a frozenset of names (see
+    `kerlm.models.registry.CAPABILITIES`); heads and tasks check these instead of classes:
+
+    - `"encode"`: bidirectional features of a text; every token sees every other one.
+    - `"causal"`: a causal decoder-only LM: `init_cache(batch_size, max_length)` and
+      `call_with_cache(token_ids, cache, cache_index)` for incremental decoding.
+    - `"seq2seq"`: an encoder and a decoder with cross-attention: `encode`, `init_cache`,
+      `init_self_cache`, `cross_cache` and `call_decoder_with_cache`.
+
+    Every backbone also has `features(token_ids, padding_mask, segment_ids=None)`, one
+    text's hidden states (the input of classification and span heads) whatever its kind,
+    and `token_logits(hidden)`, tied-embedding vocabulary logits.
+
+    Example:
+    >>> from kerlm import models
+    >>> sorted(models.EncoderDecoderBackbone.capabilities)
+    ['encode', 'seq2seq']
+    >>> "encode" in models.DecoderBackbone.capabilities
+    False
     """
+
+    capabilities = frozenset()
 
     @classmethod
     def from_preset(cls, preset, **overrides):
@@ -42,8 +71,7 @@ class Backbone(keras.Model):
         >>> backbone.num_layers
         2
         """
-        from kerlm.models import presets as presets_lib  # noqa: PLC0415 (import cycle)
-        backbone = presets_lib.load(preset, **overrides)
+        backbone = presets.load(preset, **overrides)
         if cls is not Backbone and not isinstance(backbone, cls):
             raise ValueError(f"Preset {preset!r} builds a {type(backbone).__name__}, "
                              f"not a {cls.__name__}")
@@ -78,6 +106,23 @@ class Backbone(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+    def features(self, token_ids, padding_mask, segment_ids=None):
+        """One text's hidden states: `{"sequence_output": [batch, length, hidden_dim]}`,
+        plus `"pooled_output"` `[batch, hidden_dim]` where the backbone has a pooler.
+
+        An encoder's own outputs (`segment_ids` are fed when it embeds segments, zeros if
+        None), a decoder's causal hidden states, an encoder-decoder's `encode` (its decoder
+        unused). Works on symbolic inputs (to build a head) and on tensors.
+
+        Example:
+        >>> import numpy as np
+        >>> backbone = Backbone.from_preset("decoder_tiny", vocabulary_size=50)
+        >>> out = backbone.features(np.array([[5, 6, 7]]), np.ones((1, 3), "int32"))
+        >>> list(out), tuple(out["sequence_output"].shape)
+        (['sequence_output'], (1, 3, 128))
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement features")
 
     def _remember(self, config):
         """Store the constructor's config (see `constructor_config`) as config and attributes."""

@@ -21,8 +21,7 @@ import os
 
 import keras
 
-from kerlm.models import convert_huggingface, convert_keras_hub
-from kerlm.models.backbone import Backbone
+from kerlm.models import convert_huggingface, convert_keras_hub, registry
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -37,7 +36,7 @@ SUPPORTED = ("a kerlm save (Backbone.save_to_preset), a keras-hub preset of "
 def _load_kerlm(path, config, overrides):
     config = {**config, "config": {**config["config"], **overrides}}
     backbone = keras.saving.deserialize_keras_object(config)
-    if not isinstance(backbone, Backbone):
+    if not registry.is_backbone(backbone):
         raise ValueError(f"{path}: config.json describes a {type(backbone).__name__}, "
                          "not a kerlm backbone")
     backbone.load_weights(os.path.join(path, WEIGHTS_FILE))

@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 
+from kerlm.models import registry
 from kerlm.models.convert_weights import FLAT, SAME, Checkpoint, dense, linear, transfer
 
 WEIGHTS_FILE = "model.safetensors"
@@ -184,7 +185,6 @@ def load(directory, config=None, **overrides):
     `config` is the parsed `config.json` (read from `directory` if None); `overrides`
     replace kerlm config entries (e.g. `dropout`, `dtype`).
     """
-    from kerlm.models.presets import BACKBONE_CLASSES  # noqa: PLC0415 (import cycle)
     if config is None:
         with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
             config = json.load(f)
@@ -193,7 +193,7 @@ def load(directory, config=None, **overrides):
         raise ValueError(f"Hugging Face checkpoint {directory} has model_type {model_type!r}; "
                          f"kerlm loads {', '.join(sorted(MODELS))}")
     class_name, make_config, make_plan, anchor, ignore = MODELS[model_type]
-    model = BACKBONE_CLASSES[class_name](**{**make_config(config), **overrides})
+    model = registry.backbone_class(class_name)(**{**make_config(config), **overrides})
     with contextlib.ExitStack() as stack:
         tensors = read_safetensors(directory, stack)
         prefix = _prefix(tensors, anchor, model_type, directory)

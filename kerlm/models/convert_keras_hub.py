@@ -18,6 +18,7 @@ Example:
 
 import keras
 
+from kerlm.models import registry
 from kerlm.models.convert_weights import SAME, Checkpoint, transfer
 
 NORM = ("gamma", "beta")
@@ -115,13 +116,12 @@ def from_keras_hub(backbone, **overrides):
     `overrides` replace config entries (e.g. `dropout`, `dtype`); ones that change weight
     shapes make the copy fail with a ValueError naming the weights.
     """
-    from kerlm.models.presets import BACKBONE_CLASSES  # noqa: PLC0415 (import cycle)
     convert = _converters().get(type(backbone))
     if convert is None:
         raise ValueError(f"Cannot convert keras-hub {type(backbone).__name__}: kerlm converts "
                          f"{', '.join(supported())}")
     class_name, config, plan = convert(backbone)
-    model = BACKBONE_CLASSES[class_name](**{**config, **overrides})
+    model = registry.backbone_class(class_name)(**{**config, **overrides})
     weights = {}
     for w in backbone.weights:
         if w.path in weights:

@@ -1,14 +1,17 @@
-"""GPT-like decoder-only backbone with a key/value cache for incremental decoding."""
+"""GPT-like decoder-only backbone with a key/value cache for incremental decoding, and its
+presets (generic `decoder_*` sizes, `gpt2_small`)."""
 
 import keras
 from keras import ops
 
 from kerlm.layers import TransformerDecoder
+from kerlm.models import registry
 from kerlm.models.backbone import (Backbone, EmbeddingStack, apply_blocks, block_options,
                                    constructor_config, final_norm, token_embedding)
 
 
 @keras.saving.register_keras_serializable(package="kerlm")
+@registry.register_backbone
 class DecoderBackbone(Backbone):
     """A stack of causal Transformer blocks; the defaults are GPT-2's architecture.
 
@@ -33,6 +36,8 @@ class DecoderBackbone(Backbone):
     >>> bool(np.allclose(full, hidden, atol=1e-6)), len(cache), tuple(cache[0].shape)
     (True, 1, (1, 2, 4, 2, 4))
     """
+
+    capabilities = frozenset({"causal"})
 
     def __init__(self, vocabulary_size, num_layers, hidden_dim, num_heads, intermediate_dim,
                  max_sequence_length=1024, dropout=0.1, activation="gelu_approximate",
@@ -60,6 +65,11 @@ class DecoderBackbone(Backbone):
         self.transformer_layers = blocks
         self.final_norm = norm
 
+    def features(self, token_ids, padding_mask, segment_ids=None):
+        """`{"sequence_output"}`: the causal hidden states (each token sees those before
+        it; a decoder has no segments, so `segment_ids` is ignored)."""
+        return {"sequence_output": self({"token_ids": token_ids, "padding_mask": padding_mask})}
+
     def init_cache(self, batch_size, max_length):
         """An empty key/value cache: a tuple of one `[batch, 2, max_length, kv_heads,
         head_dim]` tensor per layer (separate tensors, so a decoding step writes one token
@@ -80,3 +90,14 @@ class DecoderBackbone(Backbone):
         if self.final_norm is not None:
             x = self.final_norm(x)
         return x, tuple(caches)
+
+
+registry.register_presets(DecoderBackbone, {
+    **registry.sized_presets("decoder"),
+    "gpt2_small": {
+        "description": "GPT-2 small (124 M): 12 layers, 768 d, 12 heads, pre-LN, 1024 positions.",
+        "config": dict(vocabulary_size=50257, num_layers=12, hidden_dim=768, num_heads=12,
+                       intermediate_dim=3072, max_sequence_length=1024, dropout=0.1,
+                       activation="gelu_approximate", layer_norm_epsilon=1e-5),
+    },
+})

@@ -1,14 +1,17 @@
-"""BERT-like encoder-only backbone."""
+"""BERT-like encoder-only backbone and its presets (generic `encoder_*` sizes, `bert_base`)."""
 
 import keras
+from keras import ops
 
 from kerlm.layers import TransformerEncoder
+from kerlm.models import registry
 from kerlm.models.backbone import (Backbone, EmbeddingStack, apply_blocks, block_options,
                                    constructor_config, final_norm, initializer,
                                    token_embedding)
 
 
 @keras.saving.register_keras_serializable(package="kerlm")
+@registry.register_backbone
 class EncoderBackbone(Backbone):
     """A stack of Transformer encoder blocks over token + position (+ segment) embeddings.
 
@@ -28,6 +31,8 @@ class EncoderBackbone(Backbone):
     >>> tuple(out["sequence_output"].shape), tuple(out["pooled_output"].shape)
     ((1, 4, 8), (1, 8))
     """
+
+    capabilities = frozenset({"encode"})
 
     def __init__(self, vocabulary_size, num_layers, hidden_dim, num_heads, intermediate_dim,
                  max_sequence_length=512, num_segments=0, dropout=0.1, activation="gelu",
@@ -62,3 +67,28 @@ class EncoderBackbone(Backbone):
         self.token_embedding = embeddings.token_embedding
         self.transformer_layers = blocks
         self.final_norm = norm
+
+    def features(self, token_ids, padding_mask, segment_ids=None):
+        """`{"sequence_output", "pooled_output"}` of the text; `segment_ids` (zeros if None)
+        are fed when the backbone embeds segments, and ignored otherwise."""
+        inputs = {"token_ids": token_ids, "padding_mask": padding_mask}
+        if self.num_segments:
+            if segment_ids is None:
+                if not keras.backend.is_keras_tensor(token_ids):  # eager: no numpy/tensor mix
+                    inputs = {k: ops.convert_to_tensor(v) for k, v in inputs.items()}
+                segment_ids = ops.zeros_like(inputs["token_ids"])
+            inputs["segment_ids"] = segment_ids
+        outputs = self(inputs)
+        return {"sequence_output": outputs["sequence_output"],
+                "pooled_output": outputs["pooled_output"]}
+
+
+registry.register_presets(EncoderBackbone, {
+    **registry.sized_presets("encoder"),
+    "bert_base": {
+        "description": "BERT-base (uncased vocabulary): 12 layers, 768 d, 12 heads, post-LN.",
+        "config": dict(vocabulary_size=30522, num_layers=12, hidden_dim=768, num_heads=12,
+                       intermediate_dim=3072, max_sequence_length=512, num_segments=2,
+                       dropout=0.1, activation="gelu", layer_norm_epsilon=1e-12),
+    },
+})

@@ -1,14 +1,17 @@
-"""Encoder-decoder backbone (original Transformer, BART, T5) with cached decoding."""
+"""Encoder-decoder backbone (original Transformer, BART, T5) with cached decoding, and its
+presets (generic `encoder_decoder_*` sizes, `bart_base`, `t5_small`)."""
 
 import keras
 from keras import ops
 
 from kerlm.layers import TransformerDecoder, TransformerEncoder
+from kerlm.models import registry
 from kerlm.models.backbone import (Backbone, EmbeddingStack, apply_blocks, block_options,
                                    constructor_config, final_norm, token_embedding)
 
 
 @keras.saving.register_keras_serializable(package="kerlm")
+@registry.register_backbone
 class EncoderDecoderBackbone(Backbone):
     """An encoder stack and a decoder stack sharing one token embedding; defaults are BART's.
 
@@ -35,6 +38,8 @@ class EncoderDecoderBackbone(Backbone):
     >>> tuple(out["encoder_sequence_output"].shape), tuple(out["decoder_sequence_output"].shape)
     ((1, 3, 8), (1, 2, 8))
     """
+
+    capabilities = frozenset({"encode", "seq2seq"})
 
     def __init__(self, vocabulary_size, num_layers, hidden_dim, num_heads, intermediate_dim,
                  num_decoder_layers=None, max_sequence_length=1024, dropout=0.1,
@@ -87,6 +92,11 @@ class EncoderDecoderBackbone(Backbone):
         return apply_blocks(self.encoder_layers, x, self.encoder_final_norm,
                             padding_mask=padding_mask, attention_bias=bias, training=training)
 
+    def features(self, token_ids, padding_mask, segment_ids=None):
+        """`{"sequence_output"}`: the encoder's output (`encode`; no segments, so
+        `segment_ids` is ignored). The decoder is unused; its weights stay in the model."""
+        return {"sequence_output": self.encode(token_ids, padding_mask)}
+
     def init_cache(self, encoder_output, max_length):
         """`(self_cache, cross_cache)` for decoding up to `max_length` tokens.
 
@@ -121,3 +131,23 @@ class EncoderDecoderBackbone(Backbone):
         if self.decoder_final_norm is not None:
             x = self.decoder_final_norm(x)
         return x, tuple(caches)
+
+
+registry.register_presets(EncoderDecoderBackbone, {
+    **registry.sized_presets("encoder_decoder", sizes={"base": (6, 768, 12, 3072)},
+                             side=" each side"),
+    "bart_base": {
+        "description": "BART-base: 6 + 6 layers, 768 d, 12 heads, post-LN, 1024 positions.",
+        "config": dict(vocabulary_size=50265, num_layers=6, hidden_dim=768, num_heads=12,
+                       intermediate_dim=3072, max_sequence_length=1024, dropout=0.1,
+                       activation="gelu", layer_norm_epsilon=1e-5),
+    },
+    "t5_small": {
+        "description": "T5-small (60 M): 6 + 6 layers, 512 d, 8 heads, RMSNorm pre-LN, "
+                       "relative position bias, no biases, ReLU.",
+        "config": dict(vocabulary_size=32128, num_layers=6, hidden_dim=512, num_heads=8,
+                       intermediate_dim=2048, dropout=0.1, activation="relu", norm="rms_norm",
+                       norm_first=True, layer_norm_epsilon=1e-6, use_bias=False,
+                       scale_scores=False, position="relative"),
+    },
+})
