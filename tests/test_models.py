@@ -151,3 +151,108 @@ def test_classifier_on_an_encoder_with_segments_takes_token_ids_and_padding_mask
                                       num_heads=2, intermediate_dim=16, num_segments=2)
     classifier = heads.Classifier(backbone, num_classes=2, pooling="first")
     assert tuple(classifier(INPUTS).shape) == (2, 2)
+
+
+# Capabilities, features and the registry ---------------------------------------------------
+
+def _small(cls, **options):
+    return cls(vocabulary_size=30, num_layers=1, hidden_dim=8, num_heads=2, intermediate_dim=16,
+               dropout=0.0, **options)
+
+
+def test_each_backbone_declares_its_capabilities_and_its_presets_say_so_without_building():
+    assert models.EncoderBackbone.capabilities == {"encode"}
+    assert models.DecoderBackbone.capabilities == {"causal"}
+    assert models.EncoderDecoderBackbone.capabilities == {"encode", "seq2seq"}
+    for capability in models.CAPABILITIES:
+        names = models.presets_with(capability)
+        assert names == sorted(names) and names
+        assert all(capability in models.preset_capabilities(n) for n in names)
+        assert not any(capability in models.preset_capabilities(n)
+                       for n in set(models.list_presets()) - set(names))
+    assert models.presets_with("causal") == ["decoder_base", "decoder_small", "decoder_tiny",
+                                             "gpt2_small"]
+    assert models.preset_capabilities("t5_small") == {"encode", "seq2seq"}
+    with pytest.raises(ValueError, match="Unknown backbone capability 'fly'"):
+        models.presets_with("fly")
+    with pytest.raises(ValueError, match="Unknown preset 'nope'"):
+        models.preset_capabilities("nope")
+
+
+def test_features_are_each_backbones_own_text_outputs():
+    ids, mask = INPUTS["token_ids"], INPUTS["padding_mask"]
+    segments = np.array([[0, 0, 1, 1, 0, 0], [0, 1, 1, 0, 0, 0]], "int32")
+    encoder = _small(models.EncoderBackbone, num_segments=2)
+    out = encoder(INPUTS | {"segment_ids": 0 * ids})
+    features = encoder.features(ids, mask)
+    assert sorted(features) == ["pooled_output", "sequence_output"]
+    for key in features:
+        np.testing.assert_allclose(features[key], out[key], atol=1e-6)
+    with_segments = encoder.features(ids, mask, segments)["sequence_output"]
+    np.testing.assert_allclose(with_segments,
+                               encoder(INPUTS | {"segment_ids": segments})["sequence_output"],
+                               atol=1e-6)
+    assert not np.allclose(with_segments, features["sequence_output"])
+    plain = _small(models.EncoderBackbone)  # no segment embedding: segment_ids are ignored
+    np.testing.assert_allclose(plain.features(ids, mask, segments)["sequence_output"],
+                               plain(INPUTS)["sequence_output"], atol=1e-6)
+
+    decoder = _small(models.DecoderBackbone)
+    assert list(decoder.features(ids, mask, segments)) == ["sequence_output"]
+    np.testing.assert_allclose(decoder.features(ids, mask)["sequence_output"], decoder(INPUTS),
+                               atol=1e-6)
+
+    seq2seq = _small(models.EncoderDecoderBackbone)
+    encoded = seq2seq({"encoder_token_ids": ids, "encoder_padding_mask": mask,
+                       "decoder_token_ids": ids[:, :2], "decoder_padding_mask": mask[:, :2]})
+    assert list(seq2seq.features(ids, mask)) == ["sequence_output"]
+    np.testing.assert_allclose(seq2seq.features(ids, mask)["sequence_output"],
+                               encoded["encoder_sequence_output"], atol=1e-6)
+
+
+def test_heads_check_capabilities_not_classes():
+    encoder, decoder = _small(models.EncoderBackbone), _small(models.DecoderBackbone)
+    with pytest.raises(ValueError, match="SpanLabeler needs a bidirectional encoder"):
+        heads.SpanLabeler(decoder)
+    with pytest.raises(ValueError, match="CausalLM needs a backbone with the 'causal' "
+                                         "capability; EncoderBackbone has encode"):
+        heads.CausalLM(encoder)
+    with pytest.raises(ValueError, match="Seq2SeqLM needs a backbone with the 'seq2seq'"):
+        heads.Seq2SeqLM(decoder)
+
+
+@pytest.fixture
+def toy_backbone():
+    """A backbone added the way a new module would add one: register the class and its
+    presets; removed from the registry afterwards."""
+    from kerlm.models import registry
+
+    @registry.register_backbone
+    class ToyEncoder(models.EncoderBackbone):
+        """An encoder whose features are its sequence output alone (no pooler)."""
+
+        def features(self, token_ids, padding_mask, segment_ids=None):
+            return {"sequence_output": super().features(token_ids, padding_mask)[
+                "sequence_output"]}
+
+    registry.register_presets(ToyEncoder, {"toy_tiny": {
+        "description": "A test backbone.",
+        "config": dict(num_layers=1, hidden_dim=8, num_heads=2, intermediate_dim=16)}})
+    yield ToyEncoder
+    del registry.BACKBONES["ToyEncoder"], registry.PRESETS["toy_tiny"]
+
+
+def test_a_registered_backbone_gets_presets_checks_and_heads(toy_backbone):
+    assert "toy_tiny" in models.presets_with("encode")
+    assert models.preset_capabilities("toy_tiny") == {"encode"}
+    backbone = models.Backbone.from_preset("toy_tiny", vocabulary_size=30)
+    assert type(backbone) is toy_backbone
+    for pooling in ("first", "mean"):  # "first" without a pooler: the first token's state
+        assert tuple(heads.Classifier(backbone, 2, pooling=pooling)(INPUTS).shape) == (2, 2)
+    assert tuple(heads.SpanLabeler(backbone)(INPUTS | {"segment_ids": 0 * INPUTS[
+        "token_ids"]}).shape) == (2, 2, 6)
+    from kerlm.models import registry
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.register_presets(toy_backbone, {"toy_tiny": registry.PRESETS["toy_tiny"]})
+    with pytest.raises(ValueError, match="capabilities must be a frozenset"):
+        registry.register_backbone(type("Bad", (), {"capabilities": {"encode"}}))

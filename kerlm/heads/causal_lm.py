@@ -32,6 +32,8 @@ class CausalLM(LanguageModel):
     ((1, 6), [5, 6, 7])
     """
 
+    capability = "causal"
+
     # --- generation -------------------------------------------------------------------------
 
     def generate(self, inputs, max_length=None, stop_token_ids=None, sampler="greedy",

@@ -1,10 +1,8 @@
 """Sequence classification head on an already built backbone of any kind."""
 
 import keras
-from keras import ops
 
 from kerlm.layers import MaskedMeanPooling, TokenPooling
-from kerlm.models import DecoderBackbone, EncoderDecoderBackbone
 
 POOLINGS = ("mean", "first", "last")
 
@@ -14,16 +12,18 @@ class Classifier(keras.Model):
     """Logits over `num_classes` from a backbone's pooled sequence.
 
     The head takes a built backbone (so several heads can share one) of any kind, and its
-    inputs are always `token_ids` and `padding_mask` (int `[batch, length]`):
+    inputs are always `token_ids` and `padding_mask` (int `[batch, length]`). It pools the
+    backbone's `features` (see `kerlm.models.Backbone`):
 
-    - `EncoderBackbone`: pools `sequence_output`; `"first"` takes BERT's `pooled_output`
-      (the first token through the backbone's tanh layer). A backbone with segments gets
-      `segment_ids` of 0 (one text per example).
-    - `DecoderBackbone`: pools the causal hidden states; `"last"` (the last real token, the
-      only one that has seen the whole text) is the natural choice; `"first"` is refused.
-    - `EncoderDecoderBackbone`: classifies from the encoder alone (`backbone.encode`), whose
-      weights stay shared with the backbone; `"first"` takes the first encoder state. The
-      decoder is unused (but kept, so that a saved classifier restores the whole backbone).
+    - an encoder (`"encode"` capability, e.g. `EncoderBackbone`): its `sequence_output`;
+      `"first"` takes a `pooled_output` where the backbone has one (BERT's first token
+      through a tanh layer), else the first state. A backbone with segments gets
+      `segment_ids` of 0 (one text per example). An encoder-decoder classifies from its
+      encoder alone, whose weights stay shared with the backbone; the decoder is unused
+      (but kept, so that a saved classifier restores the whole backbone).
+    - a causal decoder (no `"encode"`): the causal hidden states; `"last"` (the last real
+      token, the only one that has seen the whole text) is the natural choice; `"first"`
+      is refused.
 
     `pooling="mean"` averages over real tokens. Dropout and one dense layer follow; logits
     are float32 even under mixed precision.
@@ -46,24 +46,15 @@ class Classifier(keras.Model):
     def __init__(self, backbone, num_classes, pooling="mean", dropout=0.1, **kwargs):
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
-        if pooling == "first" and isinstance(backbone, DecoderBackbone):
+        if pooling == "first" and "encode" not in backbone.capabilities:
             raise ValueError("pooling='first' is meaningless for a decoder-only (causal) "
                              "backbone: its first token sees nothing after it; use 'last' "
                              "or 'mean'")
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         padding_mask = keras.Input(shape=(None,), dtype="int32", name="padding_mask")
         inputs = {"token_ids": token_ids, "padding_mask": padding_mask}
-        pooled = None
-        if isinstance(backbone, EncoderDecoderBackbone):
-            sequence = backbone.encode(token_ids, padding_mask)
-        elif isinstance(backbone, DecoderBackbone):
-            sequence = backbone(inputs)
-        else:  # an encoder: {"sequence_output", "pooled_output"}
-            features = dict(inputs)
-            if "segment_ids" in backbone.input:
-                features["segment_ids"] = ops.zeros_like(token_ids)
-            outputs = backbone(features)
-            sequence, pooled = outputs["sequence_output"], outputs.get("pooled_output")
+        outputs = backbone.features(token_ids, padding_mask)
+        sequence, pooled = outputs["sequence_output"], outputs.get("pooled_output")
 
         if pooling == "mean":
             x = MaskedMeanPooling(dtype=backbone.dtype_policy, name="pooling")(sequence,

@@ -26,11 +26,18 @@ class TokenLogits(keras.layers.Layer):
 class LanguageModel(GenerationMixin, keras.Model):
     """A functional model: the backbone's inputs → float32 vocabulary logits of its hidden
     states (`hidden_output` names one output of a multi-output backbone), through the tied
-    token embedding; plus `GenerationMixin`. Subclasses supply the generation hooks."""
+    token embedding; plus `GenerationMixin`. Subclasses supply the generation hooks and
+    name the backbone capability they decode with (`capability`, see
+    `kerlm.models.Backbone`); a backbone without it is refused with a ValueError."""
 
     hidden_output = None
+    capability = None
 
     def __init__(self, backbone, **kwargs):
+        if self.capability and self.capability not in backbone.capabilities:
+            raise ValueError(f"{type(self).__name__} needs a backbone with the "
+                             f"{self.capability!r} capability; {type(backbone).__name__} "
+                             f"has {', '.join(sorted(backbone.capabilities)) or 'none'}")
         inputs = backbone.input
         outputs = backbone(inputs)
         hidden = outputs[self.hidden_output] if self.hidden_output else outputs

@@ -111,8 +111,7 @@ class MultiTaskModel(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        import kerlm.heads  # noqa: F401, PLC0415 (registers the head classes)
-
+        # The head classes are registered: importing this module imports `kerlm.heads`.
         backbone = keras.layers.deserialize(config["backbone"])
         heads = {name: keras.saving.get_registered_object(spec["class_name"])(
                      backbone=backbone, **spec["config"])

@@ -39,6 +39,7 @@ class Seq2SeqLM(LanguageModel):
     """
 
     hidden_output = "decoder_sequence_output"
+    capability = "seq2seq"
 
     def __init__(self, backbone, copy_attention=False, **kwargs):
         self.copy_attention = copy_attention

@@ -3,20 +3,20 @@
 import keras
 from keras import ops
 
-from kerlm.models import DecoderBackbone, EncoderDecoderBackbone
-
 
 @keras.saving.register_keras_serializable(package="kerlm")
 class SpanLabeler(keras.Model):
     """Start and end logits of the answer span for every token (TF Model Garden's
-    `BertSpanLabeler`), on an already built encoder or encoder-decoder backbone.
+    `BertSpanLabeler`), on an already built backbone with the `"encode"` capability (an
+    encoder or encoder-decoder).
 
     Inputs `token_ids`, `padding_mask` (and `segment_ids`, used when the backbone embeds
     segments) `[batch, length]`; output float32 `[batch, 2, length]` (start, end), with padded
-    positions at -1e9 so that a softmax over positions ignores them. An encoder-decoder
-    backbone answers from its encoder (`backbone.encode`); the weights stay shared, so the
-    same backbone can carry other heads. Train with sparse cross-entropy against
-    `[batch, 2]` (start, end) positions; position 0 (`[CLS]`) means "no answer here".
+    positions at -1e9 so that a softmax over positions ignores them. The logits come from
+    the backbone's `features` (an encoder-decoder answers from its encoder); the weights
+    stay shared, so the same backbone can carry other heads. Train with sparse
+    cross-entropy against `[batch, 2]` (start, end) positions; position 0 (`[CLS]`) means
+    "no answer here".
 
     Example:
     >>> import numpy as np
@@ -32,20 +32,15 @@ class SpanLabeler(keras.Model):
     """
 
     def __init__(self, backbone, dropout=0.1, **kwargs):
-        if isinstance(backbone, DecoderBackbone):
+        if "encode" not in backbone.capabilities:
             raise ValueError("SpanLabeler needs a bidirectional encoder (an encoder or "
                              "encoder-decoder backbone): a causal decoder's early tokens "
                              "cannot see the question's end or the rest of the context")
         inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name)
                   for name in ("token_ids", "padding_mask", "segment_ids")}
         token_ids, padding_mask = inputs["token_ids"], inputs["padding_mask"]
-        if isinstance(backbone, EncoderDecoderBackbone):
-            sequence = backbone.encode(token_ids, padding_mask)
-        else:
-            features = {"token_ids": token_ids, "padding_mask": padding_mask}
-            if "segment_ids" in backbone.input:
-                features["segment_ids"] = inputs["segment_ids"]
-            sequence = backbone(features)["sequence_output"]
+        sequence = backbone.features(token_ids, padding_mask,
+                                     inputs["segment_ids"])["sequence_output"]
         x = keras.layers.Dropout(dropout, name="span_dropout")(sequence)
         x = keras.layers.Dense(2, dtype="float32", name="span_logits")(x)
         logits = SpanMask(name="span_mask")(x, padding_mask)
