@@ -3,9 +3,11 @@
 from kerlm.serving.batching import BatchScheduler, parse_batching_parameters
 from kerlm.serving.codec import ServingError
 from kerlm.serving.grpc_server import make_server
-from kerlm.serving.model_config import parse_model_config
+from kerlm.serving.model_config import (ModelConfig, VersionPolicy, parse_model_config,
+                                        parse_model_server_config)
 from kerlm.serving.rest_server import make_app, serve
 from kerlm.serving.servables import ModelRegistry, ServedModel
 
-__all__ = ["BatchScheduler", "ModelRegistry", "ServedModel", "ServingError", "make_app",
-           "make_server", "parse_batching_parameters", "parse_model_config", "serve"]
+__all__ = ["BatchScheduler", "ModelConfig", "ModelRegistry", "ServedModel", "ServingError",
+           "VersionPolicy", "make_app", "make_server", "parse_batching_parameters",
+           "parse_model_config", "parse_model_server_config", "serve"]
