@@ -34,7 +34,8 @@ def servers(models, trained_run, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("grpc")
     config, batching = tmp / "models.config", tmp / "batching.config"
     config.write_text(f"""model_config_list {{
-        config {{ name: 'toy' base_path: '{models / "sentiment"}' }}
+        config {{ name: 'toy' base_path: '{models / "sentiment"}'
+                 model_version_policy {{ all {{}} }} }}
         config {{ name: 'sentiment' base_path: '{trained_run["export_dir"]}/sentiment' }}
     }}""")
     batching.write_text(BATCHING)
@@ -223,6 +224,10 @@ PREDICT_ERRORS = [
      "output tensor alias not found in signature: nope"),
     (lambda: _request("toy", {"text": ["a"]}, output_filter=["label", "label"]),
      "INVALID_ARGUMENT", "duplicate output tensor alias: label"),
+    (lambda: _request("toy", {"text": ["a"] * 10_001}), "INVALID_ARGUMENT",
+     "Task size 10001 is larger than maximum input batch size 10000"),
+    (lambda: _request("toy", {"text": ["a"], "weight": np.zeros(10_001, np.float32)}, "weigh"),
+     "INVALID_ARGUMENT", "Task size 10001 is larger than maximum input batch size 10000"),
     (_no_spec, "INVALID_ARGUMENT", "Missing ModelSpec"),
     (_labelled, "INVALID_ARGUMENT", "Unrecognized servable version label: stable"),
 ]
@@ -240,6 +245,36 @@ def test_predict_errors(server, make_request, code, message):
     actual_code, details = _code(lambda: server["predict"].Predict(make_request(), timeout=30))
     assert actual_code == code
     assert message in details
+
+
+def test_large_request_runs_in_bounded_calls(server):
+    """150 rows: 3 calls of at most 64 rows (--max_execution_batch_size), one answer."""
+    texts = ["x" * (n % 17) for n in range(150)]
+    response, outputs = _predict(server["predict"], "toy", {"text": texts}, "length")
+    assert outputs == {"length": [len(t) for t in texts]}
+    weigh = {"text": texts, "weight": np.arange(150, dtype=np.float32)}
+    assert _predict(server["predict"], "toy", weigh, "weigh")[1] == {
+        "score": [float(len(t) * n) for n, t in enumerate(texts)]}
+
+
+def test_internal_errors_keep_their_details_in_the_log(caplog):
+    """A bug of the server is a bare INTERNAL: the exception's text stays in the log."""
+    from kerlm.serving import grpc_server
+
+    class Context:
+        def abort(self, code, details):
+            self.code, self.details = code, details
+            raise grpc.RpcError()
+
+    def bug():
+        raise RuntimeError("secret path /srv/models/x")
+
+    context = Context()
+    with pytest.raises(grpc.RpcError):
+        grpc_server._answer(context, "Predict", bug)
+    assert context.code == grpc.StatusCode.INTERNAL
+    assert context.details == "Internal server error (the server's log has the details)"
+    assert "secret" in caplog.text
 
 
 def test_metadata_and_status_errors(server):

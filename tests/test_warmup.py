@@ -12,7 +12,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
 from kerlm.export import export_task
-from kerlm.serving import BatchScheduler, ModelRegistry, protos, warmup
+from kerlm.serving import BatchScheduler, ModelRegistry, VersionPolicy, protos, warmup
 
 
 def _records(export_path):
@@ -135,7 +135,7 @@ def test_registry_replays_warmup_requests_before_serving(toy_with_warmup, caplog
 
 def test_model_without_warmup_file_loads_without_replay(models):
     registry = ModelRegistry()
-    registry.add("toy", str(models / "sentiment"))
+    registry.add("toy", str(models / "sentiment"), VersionPolicy("all"))
     assert [registry.get("toy", v).warmup_requests for v in (1, 2)] == [0, 0]
 
 

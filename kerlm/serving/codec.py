@@ -22,15 +22,25 @@ import tensorflow as tf
 
 
 DEFAULT_SIGNATURE = "serving_default"
+# Lists nested deeper than this in an input value are refused: TensorFlow aborts the whole
+# process when asked for a tensor of more than 254 dimensions, and no served signature
+# takes a rank anywhere near this.
+MAX_NESTING = 32
 
 
 class ServingError(Exception):
     """An error for the client: REST answers ``{"error": message}`` with HTTP `status`,
     gRPC the status `code` (a grpc.StatusCode name; by default the one for `status`)."""
 
-    _CODES = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 503: "UNAVAILABLE"}
+    _CODES = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 408: "DEADLINE_EXCEEDED",
+              503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+
+    MAX_MESSAGE = 1000  # characters: TensorFlow's messages can quote a whole input value
 
     def __init__(self, message, status=400, code=None):
+        if len(message) > self.MAX_MESSAGE:
+            message = (f"{message[:self.MAX_MESSAGE]}... ({len(message) - self.MAX_MESSAGE} "
+                       "more characters)")
         super().__init__(message)
         self.status = status
         self.code = code or self._CODES.get(status, "INTERNAL")
@@ -48,6 +58,9 @@ def parse_predict_request(body):
         request = json.loads(body)
     except ValueError as e:
         raise ServingError(f"Malformed JSON request body: {e}") from e
+    except RecursionError as e:  # Python's parser recurses once per nested list or object.
+        raise ServingError("Malformed JSON request body: lists or objects are nested too "
+                           f"deeply (input values may nest lists {MAX_NESTING} deep)") from e
     if not isinstance(request, dict):
         raise ServingError("The request body must be a JSON object")
     formats = [key for key in ("instances", "inputs") if key in request]
@@ -69,17 +82,33 @@ def _is_named(value):
     return isinstance(value, dict) and not _is_b64(value)
 
 
-def _decode_b64(value, name):
+def request_batch_size(request_format, payload):
+    """Rows of a parsed request, before conversion: its number of instances, or the length
+    of its longest columnar input list (None without a list).
+
+    >>> request_batch_size("instances", ["a", "b"]), request_batch_size("inputs", {"x": [1]})
+    (2, 1)
+    """
+    if request_format == "instances":
+        return len(payload) if isinstance(payload, list) else None
+    values = payload.values() if _is_named(payload) else [payload]
+    return max((len(v) for v in values if isinstance(v, list)), default=None)
+
+
+def _decode_b64(value, name, depth=0):
     """Replaces every ``{"b64": s}`` inside nested lists by the decoded bytes."""
     if isinstance(value, list):
-        return [_decode_b64(v, name) for v in value]
+        if depth == MAX_NESTING:
+            raise ServingError(f"Input '{name}': lists nested more than {MAX_NESTING} deep")
+        return [_decode_b64(v, name, depth + 1) for v in value]
     if _is_b64(value):
         try:
             return base64.b64decode(value["b64"], validate=True)
         except (TypeError, binascii.Error) as e:
             raise ServingError(f"Input '{name}': invalid base64 value: {e}") from e
     if isinstance(value, dict):
-        raise ServingError(f"Input '{name}': unexpected JSON object {value!r}")
+        raise ServingError(f"Input '{name}': unexpected JSON object with keys "
+                           f"{sorted(value)[:8]} (a binary value is {{\"b64\": \"...\"}})")
     return value
 
 
@@ -120,8 +149,11 @@ def instances_to_tensors(instances, specs):
     Returns:
       {input name: tf.Tensor}, each batched along the first dimension.
     """
-    if not isinstance(instances, list) or not instances:
-        raise ServingError("'instances' must be a non-empty list")
+    if not isinstance(instances, list):
+        raise ServingError("'instances' must be a list")
+    if not instances:  # TF Serving's answer; an empty columnar batch is a [0]-row tensor.
+        raise ServingError("No values in 'instances' array: send at least one instance, or "
+                           "an empty batch in the columnar format ({\"inputs\": ...})")
     named = [_is_named(x) for x in instances]
     if all(named):
         keys = set(instances[0])

@@ -4,7 +4,10 @@
 `ModelService`: GetModelStatus. Classify, Regress, MultiInference and
 HandleReloadConfigRequest answer UNIMPLEMENTED. Errors carry TF Serving's status codes and
 messages: NOT_FOUND for an unknown model or version, FAILED_PRECONDITION for an unknown
-signature, INVALID_ARGUMENT for bad inputs. Start it with `apps/serve.py --port`, or:
+signature, INVALID_ARGUMENT for bad inputs or a batch over the server's limit, and a bare
+INTERNAL for a bug of the server (details in its log). A large batch runs in bounded
+calls like REST's (see `servables`); no further call starts past the client's deadline.
+Start it with `apps/serve.py --port`, or:
 
     server = make_server(registry, "127.0.0.1", 8500)
     server.start()
@@ -20,6 +23,7 @@ A client needs only grpcio, tensorflow-serving-api and TensorFlow's tensor proto
     tf.make_ndarray(stub.Predict(request, timeout=10).outputs["label"])   # [b'positive']
 """
 
+import time
 from concurrent import futures
 
 import grpc
@@ -40,9 +44,10 @@ def _answer(context, method, fn):
         return fn()
     except ServingError as e:
         context.abort(getattr(grpc.StatusCode, e.code), str(e))
-    except Exception as e:  # A bug in this server, not in the request.
+    except Exception:  # A bug in this server, not in the request: no details to the client.
         logging.exception("Internal error in %s", method)
-        context.abort(grpc.StatusCode.INTERNAL, f"Internal server error: {e!r}")
+        context.abort(grpc.StatusCode.INTERNAL,
+                      "Internal server error (the server's log has the details)")
 
 
 def _unimplemented(context, method):
@@ -67,8 +72,10 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self._registry = registry
 
     def Predict(self, request, context):
+        remaining = context.time_remaining()  # The client's deadline, if it set one.
+        deadline = None if remaining is None else time.monotonic() + remaining
         return _answer(context, "Predict", lambda: protos.predict(
-            self._registry.get(*_model_spec(request)), request))
+            self._registry.get(*_model_spec(request)), request, deadline))
 
     def GetModelMetadata(self, request, context):
         return _answer(context, "GetModelMetadata", lambda: self._metadata(request))

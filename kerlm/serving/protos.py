@@ -82,10 +82,19 @@ def _output_names(output_filter, outputs):
     return list(output_filter) or list(outputs)
 
 
-def predict(model, request):
+def batch_size(request):
+    """The longest first dimension of a PredictRequest's inputs (None if all are scalars),
+    read from the shapes alone, before any tensor is built."""
+    rows = [proto.tensor_shape.dim[0].size for proto in request.inputs.values()
+            if proto.tensor_shape.dim]
+    return max(rows) if rows else None
+
+
+def predict(model, request, deadline=None):
     """Runs a PredictRequest on `model` (a servables.ServedModel); returns a PredictResponse.
 
-    The response's model_spec names the version and signature that answered.
+    The response's model_spec names the version and signature that answered. `deadline`
+    (time.monotonic()) is passed on to `model.run`.
     """
     signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
     if signature_name not in model.signatures:
@@ -93,8 +102,9 @@ def predict(model, request):
                            code="FAILED_PRECONDITION")
     names = _output_names(request.output_filter,
                           model.signature_defs[signature_name].outputs)
+    model.check_batch_size(batch_size(request))
     inputs = request_inputs(request, model.input_specs(signature_name))
-    outputs = model.run(signature_name, inputs)
+    outputs = model.run(signature_name, inputs, deadline)
     response = predict_pb2.PredictResponse()
     response.model_spec.name = request.model_spec.name or model.name
     response.model_spec.version.value = model.version
