@@ -13,9 +13,13 @@ from conftest import run_app
 
 def test_predict_from_flags_and_stdin(trained_run):
     result = run_app("predict", f"--model_dir={trained_run['model_dir']}",
-                     "--text=I love it", "--input_file=-", input="Terrible.\n\nMeh\n")
-    answers = [json.loads(line) for line in result.stdout.strip().splitlines()]
-    assert [a["text"] for a in answers] == ["I love it", "Terrible.", "Meh"]
+                     "--text=I love it", "--input_file=-", input="Terrible.\n\n  \nMeh\n")
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    # one output line per input line, in order: empty ones answered as skipped
+    assert [a["text"] for a in answers] == ["I love it", "Terrible.", "", "  ", "Meh"]
+    assert answers[2] == {"text": "", "skipped": "empty text"}
+    assert answers[3] == {"text": "  ", "skipped": "empty text"}
+    del answers[2:4]
     for answer in answers:
         assert set(answer["probabilities"]) == {"negative", "positive"}
         assert abs(sum(answer["probabilities"].values()) - 1) < 1e-5
@@ -45,6 +49,18 @@ def test_evaluate_names_file_and_line_of_an_unseen_label(trained_run, tmp_path):
     assert result.returncode == 2
     assert f"{data}:2: label 'neutral' never appears in the training data" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_predict_with_only_empty_lines_answers_each_and_checks_the_run(trained_run, tmp_path):
+    result = run_app("predict", f"--model_dir={trained_run['model_dir']}", "--input_file=-",
+                     input="\n \n\n")
+    assert result.stdout.splitlines() == ['{"text": "", "skipped": "empty text"}',
+                                          '{"text": " ", "skipped": "empty text"}',
+                                          '{"text": "", "skipped": "empty text"}']
+    result = run_app("predict", f"--model_dir={tmp_path / 'missing'}", "--input_file=-",
+                     input="\n", check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    assert f"{tmp_path / 'missing' / 'config.json'} not found" in result.stderr
 
 
 def test_train_reports_bad_training_data_by_file_and_line(tmp_path):

@@ -61,6 +61,27 @@ def test_the_quiet_import_drops_log_lines_below_the_level_only(tmp_path):
         "42 SourceFileLoader"]
 
 
+# predict.py as a user runs it (no TF_CPP_MIN_LOG_LEVEL), reporting what it imported.
+PREDICT = """
+    import atexit, runpy, sys
+    atexit.register(lambda: print("imported:", sorted(
+        m for m in ("tensorboard", "kerlm.training", "tensorflow") if m in sys.modules),
+        file=sys.stderr))
+    sys.argv = ["apps/predict.py", "--model_dir=" + sys.argv[1], "--input_file=-"]
+    runpy.run_path("apps/predict.py", run_name="__main__")
+    """
+
+
+def test_predict_prints_no_tensorflow_start_up_lines_nor_imports_training(trained_run):
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(PREDICT),
+                             trained_run["model_dir"]], input="great phone\n",
+                            capture_output=True, text=True, cwd=ROOT, env=USER_ENV, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [json.loads(line)["text"] for line in result.stdout.splitlines()] == ["great phone"]
+    # nothing but the import report: no cuInit / CUDA / oneDNN / absl banner lines
+    assert result.stderr.splitlines() == ["imported: ['tensorflow']"], result.stderr[-3000:]
+
+
 def test_apps_model_file_is_trainings():
     from kerlm import apps, training
     assert apps.MODEL_FILE == training.MODEL_FILE
