@@ -60,9 +60,10 @@ def test_export_answers_raw_text_like_the_in_process_model(trained_run):
 
 def test_each_export_is_a_new_complete_version(trained_run, tmp_path):
     export_dir = str(tmp_path / "exports")
-    for expected_version in ["1", "2"]:
+    for expected_version in ["1", "2"]:  # the model is unchanged: the second one is forced
         result = run_app("export", f"--model_dir={trained_run['model_dir']}",
-                         f"--export_dir={export_dir}", "--model_name=sentiment")
+                         f"--export_dir={export_dir}", "--model_name=sentiment",
+                         "--force_export")
         assert result.stdout.strip().endswith(os.path.join("sentiment", expected_version))
     entries = sorted(os.listdir(os.path.join(export_dir, "sentiment")))
     assert entries == ["1", "2"]  # no temporary directory left behind

@@ -12,6 +12,9 @@ kerlm_flags.define_config_flags()
 kerlm_flags.define_model_dir()
 flags.DEFINE_string("export_dir", None, "If set, export the trained model to "
                     "EXPORT_DIR/<task>/<version>/ (TF Serving's layout).")
+flags.DEFINE_bool("force_export", False, "Export a new version even if the latest one under "
+                  "EXPORT_DIR/<task>/ already holds this model (same weights, config and "
+                  "vocabulary: the export's fingerprint).")
 flags.DEFINE_integer("num_cpu_devices", 0, "Split the CPU into N logical devices (to try "
                      "--strategy=mirrored without GPUs).")
 FLAGS = flags.FLAGS
@@ -34,7 +37,8 @@ def main(_):
     training.write_report(FLAGS.model_dir, "dev_metrics", report)
     print(f"dev {task.headline(report)}")
     if FLAGS.export_dir:
-        print(f"Exported to {export.export_task(task, model, FLAGS.export_dir)}")
+        print(export.export_message(*export.export_if_changed(
+            task, model, FLAGS.export_dir, force=FLAGS.force_export)))
 
 
 def run():
