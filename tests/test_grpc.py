@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (the sentiment export's tokenizer ops)
+from tensorflow.core.framework import tensor_shape_pb2
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      get_model_status_pb2, inference_pb2, model_management_pb2,
                                      model_service_pb2_grpc, predict_pb2,
@@ -193,6 +194,16 @@ def _no_spec():
     return request
 
 
+def _filled(model, shape):
+    """A request whose 'text' has `shape` but a single value (TensorProto's fill form)."""
+    request = _request(model, {})
+    request.inputs["text"].dtype = tf.string.as_datatype_enum
+    request.inputs["text"].tensor_shape.dim.extend(
+        tensor_shape_pb2.TensorShapeProto.Dim(size=size) for size in shape)
+    request.inputs["text"].string_val.append(b"a")
+    return request
+
+
 def _labelled():
     request = _request("toy", {"text": ["a"]})
     request.model_spec.version_label = "stable"
@@ -228,6 +239,9 @@ PREDICT_ERRORS = [
      "Task size 10001 is larger than maximum input batch size 10000"),
     (lambda: _request("toy", {"text": ["a"], "weight": np.zeros(10_001, np.float32)}, "weigh"),
      "INVALID_ARGUMENT", "Task size 10001 is larger than maximum input batch size 10000"),
+    # One value for 20 million: refused from the shape, before TensorFlow repeats it.
+    (lambda: _filled("toy", [1, 20_000_000]), "INVALID_ARGUMENT",
+     "input 'text' has shape [1, 20000000] but the signature expects (None,)"),
     (_no_spec, "INVALID_ARGUMENT", "Missing ModelSpec"),
     (_labelled, "INVALID_ARGUMENT", "Unrecognized servable version label: stable"),
 ]

@@ -60,6 +60,14 @@ def request_inputs(request, specs):
         if proto.dtype != spec.dtype.as_datatype_enum:
             raise ServingError(f"input '{name}' must be {_dtype(spec.dtype.as_datatype_enum)}, "
                                f"got {_dtype(proto.dtype)}")
+        # The shape is checked before the array is built: a proto may give one value for
+        # a shape of any size (TensorFlow then repeats it), so a few bytes could otherwise
+        # make the server allocate gigabytes before their shape is refused.
+        if not proto.tensor_shape.unknown_rank:
+            dims = [d.size for d in proto.tensor_shape.dim]
+            if not spec.shape.is_compatible_with(dims):
+                raise ServingError(f"input '{name}' has shape {dims} but the signature "
+                                   f"expects {spec.shape}")
         try:
             array = tf.make_ndarray(proto)
         except (TypeError, ValueError) as e:
