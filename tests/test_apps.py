@@ -63,6 +63,25 @@ def test_predict_with_only_empty_lines_answers_each_and_checks_the_run(trained_r
     assert f"{tmp_path / 'missing' / 'config.json'} not found" in result.stderr
 
 
+def test_evaluate_with_skip_bad_rows_skips_and_counts_an_unseen_label(trained_run, tmp_path):
+    import shutil
+    model_dir = tmp_path / "run"  # the trained run, as if trained with --skip_bad_rows
+    shutil.copytree(trained_run["model_dir"], model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    config["data"]["skip_bad_rows"] = True
+    (model_dir / "config.json").write_text(json.dumps(config))
+    data = tmp_path / "eval.jsonl"
+    data.write_text('{"text": "fine", "label": "positive"}\n'
+                    '{"text": "so so", "label": "neutral"}\n'
+                    '{"text": "awful", "label": "negative"}\n')
+    result = run_app("evaluate", f"--model_dir={model_dir}", f"--data={data}", "--nobaseline")
+    assert (f"Skipped 1 bad rows in {data} (first: {data}:2: label 'neutral' never appears "
+            "in the training data (known labels: negative, positive))") in result.stderr
+    assert json.loads((model_dir / "data_metrics.json").read_text())["model"][
+        "num_examples"] == 2
+    assert "(2 examples)" in result.stdout
+
+
 def test_train_reports_bad_training_data_by_file_and_line(tmp_path):
     data = tmp_path / "train.csv"
     data.write_text('text,label\n"good",positive\n"bad"\n')
