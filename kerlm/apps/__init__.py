@@ -10,8 +10,10 @@ find cuda drivers", "failed call to cuInit"), the oneDNN and CPU-instruction not
   "All log messages before absl::InitializeLog() ..." banner, oneDNN's "custom operations
   are on", "Could not find cuda drivers": INFO lines printed at every level). So while
   `tensorflow` is first imported, its stderr is caught and written back without the log
-  lines below the level; anything else (a Python warning, a crash's message) is written
-  back as it was. `TF_CPP_MIN_LOG_LEVEL=0` shows everything and catches nothing.
+  lines below the level; anything else (a Python warning, an import error's output) is
+  written back as it was when the import ends. A hard crash inside the import (an abort
+  in C++) would lose what was caught: `TF_CPP_MIN_LOG_LEVEL=0` shows everything and
+  catches nothing.
 """
 
 import contextlib
