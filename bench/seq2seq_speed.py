@@ -41,7 +41,7 @@ Part 2, training tokens/s (`--precision`, default mixed_bfloat16; dropout 0.1; n
 - kerlm, `bucketed`: `Seq2SeqLM` trained with AdamW (lr 1e-4, wd 0.01) and
   `SmoothedSparseCrossentropy(0.1)`, sample_weight = label mask. Batches are made like
   `Seq2SeqTask.dataset`: `bucketed_batches` of `--batch_size` (48) sentences, each side
-  padded with `_pad` to its longest sequence, rounded up to a multiple of 8, through a
+  padded with `pad_batch` to its longest sequence, rounded up to a multiple of 8, through a
   `tf.data.Dataset.from_generator` with `[None, None]` shapes.
 - kerlm, `fixed`: the same model and loss, on the same sentences padded to 128 + 128.
 - keras-hub, `fixed`: `BartSeq2SeqLM(preprocessor=None)`, the same AdamW, keras-hub's
@@ -166,24 +166,6 @@ def load_pairs(limit):
     return [r.fields["en"] for r in records], [r.fields["es"] for r in records]
 
 
-def token_ids(preprocessor, texts, target):
-    """Per text, its ids with special tokens, as `Seq2SeqTask._token_ids`: sources
-    `tokens </s>`; targets (labels) `tokens </s>`; both truncated by the preprocessor."""
-    import tensorflow as tf
-    out = []
-    for i in range(0, len(texts), 4096):
-        chunk = tf.constant(texts[i:i + 4096])
-        if target:
-            features, labels = preprocessor.targets(chunk)
-            ids, mask = labels.numpy(), features["decoder_padding_mask"].numpy()
-        else:
-            features = preprocessor(chunk)
-            ids, mask = (features["encoder_token_ids"].numpy(),
-                         features["encoder_padding_mask"].numpy())
-        out += [row[:n] for row, n in zip(ids, mask.sum(axis=1))]
-    return out
-
-
 def generation_sources(preprocessor, english, rows, length):
     """`[rows, length]` int32: consecutive English text, `length - 1` tokens + `</s>` a row."""
     import tensorflow as tf
@@ -202,7 +184,7 @@ def generation_sources(preprocessor, english, rows, length):
 def make_batch(source_ids, label_ids, indices, widths=None):
     """`(features, labels, label_mask)` as `Seq2SeqTask.dataset` builds them: each side padded
     to its longest sequence rounded up to a multiple of 8, or to `widths` (fixed)."""
-    from kerlm.tasks.seq2seq import batch_features
+    from kerlm.data.batching import batch_features
     return batch_features(source_ids, label_ids, indices, widths or (8, 8))
 
 
@@ -359,7 +341,7 @@ def build_trainers(args, vocabulary_size):
     import keras
     import keras_hub
     from kerlm import heads, models
-    from kerlm.losses import SmoothedSparseCrossentropy
+    from kerlm.heads.losses import SmoothedSparseCrossentropy
 
     def optimizer():
         return keras.optimizers.AdamW(learning_rate=1e-4, weight_decay=0.01)
@@ -392,7 +374,7 @@ def pick_batches(useful, count, rng):
 
 def run_training(args, vocabulary_size, source_ids, label_ids):
     import keras
-    from kerlm.tasks.seq2seq import bucketed_batches
+    from kerlm.data.batching import bucketed_batches
     start = time.perf_counter()
     source_lengths = [len(s) for s in source_ids]
     label_lengths = [len(t) for t in label_ids]
@@ -598,8 +580,9 @@ def main(argv=None):
         rows = max(int(b) for b in args.batch_sizes.split(",") if b)
         generate_sources = generation_sources(preprocessor, sources, rows, args.source_tokens)
     if "train" in parts:
-        source_ids = token_ids(preprocessor, sources, target=False)
-        label_ids = token_ids(preprocessor, targets, target=True)
+        from kerlm.data.batching import sequence_ids  # what Seq2SeqTask tokenizes with
+        source_ids = sequence_ids(preprocessor, sources, target=False)
+        label_ids = sequence_ids(preprocessor, targets, target=True)
         meta["tokenize_s"] = round(time.perf_counter() - start - learn_s, 1)
     if "generate" in parts:
         generation, meta["generate"] = run_generation(args, vocabulary_size, generate_sources)

@@ -206,3 +206,29 @@ def test_temperature_zero_like_sampling_approaches_greedy(seq2seq):
     cold = seq2seq.generate(source, max_length=10, start_token_id=2, sampler="random",
                             temperature=1e-4, seed=1)["token_ids"]
     np.testing.assert_array_equal(cold, greedy)
+
+
+@pytest.mark.parametrize("sampler", ["greedy", "beam"])
+def test_generate_ids_in_a_tf_function_equals_generate(seq2seq, sampler):
+    """The public graph-mode step (what exported SavedModels trace): prompts already padded
+    to the output width, a one-token prefill, a stop token, the encoder inputs."""
+    import tensorflow as tf
+
+    source, width, stop = sources(), 10, 7
+    prompt = np.zeros((3, width), "int32")
+    prompt[:, 0] = 2
+    model_sampler = seq2seq._sampler(sampler, {})
+
+    @tf.function
+    def decode(prompt, prompt_mask, encoder_ids, encoder_mask):
+        return seq2seq.generate_ids(prompt, prompt_mask, model_sampler, (stop,),
+                                    inputs={"encoder_token_ids": encoder_ids,
+                                            "encoder_padding_mask": encoder_mask},
+                                    prompt_length=1)
+
+    token_ids, mask = decode(prompt, prompt != 0, source["encoder_token_ids"],
+                             source["encoder_padding_mask"])
+    expected = seq2seq.generate(source, max_length=width, start_token_id=2,
+                                stop_token_ids=[stop], sampler=sampler, jit_compile=False)
+    np.testing.assert_array_equal(np.where(mask, token_ids, 0), expected["token_ids"])
+    np.testing.assert_array_equal(mask.numpy(), expected["padding_mask"])

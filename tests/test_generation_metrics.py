@@ -7,8 +7,8 @@ import sacrebleu
 from rouge_score import rouge_scorer
 
 from kerlm.metrics import bleu_chrf, generation_report, rouge
-from kerlm.seq2seq_baselines import (WordByWord, choose_lead_n, copy_source, detokenize,
-                                     lead_words, tokenize)
+from kerlm.baselines import (WordByWord, choose_lead_n, copy_source, detokenize, lead_words,
+                             tokenize)
 
 CORPUS = ["The quick brown fox jumps over the lazy dog.",
           "A journey of a thousand miles begins with a single step.",

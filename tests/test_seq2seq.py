@@ -206,7 +206,7 @@ def test_a_data_file_missing_the_target_field_names_file_and_line(tmp_path):
 
 def test_bucketing_cuts_padding_and_keeps_every_example():
     from kerlm.data import bible_en_es
-    from kerlm.tasks.seq2seq import bucketed_batches
+    from kerlm.data.batching import bucketed_batches
     lengths = np.array([len(r.fields["en"].split()) for r in bible_en_es.load("train")])
     rng = np.random.default_rng(0)
     batches = bucketed_batches(lengths, 48, rng)
@@ -222,7 +222,7 @@ def test_bucketing_cuts_padding_and_keeps_every_example():
 
 
 def test_label_smoothed_loss_matches_its_formula():
-    from kerlm.losses import SmoothedSparseCrossentropy
+    from kerlm.heads.losses import SmoothedSparseCrossentropy
     logits = np.array([[[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]]], "float32")
     log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     targets, mask = np.array([[0, 2]]), np.array([[1.0, 1.0]])

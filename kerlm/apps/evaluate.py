@@ -27,7 +27,7 @@ def write_tensorboard(log_dir, report, step):
     and the model's examples as a text table."""
     import tensorflow as tf
 
-    from kerlm.tasks.seq2seq import write_examples
+    from kerlm.callbacks import write_examples
 
     with tf.summary.create_file_writer(log_dir).as_default(step=step):
         for who, metrics in report.items():

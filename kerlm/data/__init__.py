@@ -8,4 +8,7 @@ Pure Python: nothing here imports TensorFlow.
 - :mod:`kerlm.data.bible_en_es`, :mod:`kerlm.data.debian_en_de`,
   :mod:`kerlm.data.debian_summaries`: embedded translation and summarization pairs, split
   so that near-duplicates never cross splits; :mod:`kerlm.data.embedded` picks one by task.
+- :mod:`kerlm.data.batching`: ``bucketed_batches``, ``pad_batch``, ``batch_features``
+  (length-bucketed, teacher-forcing batches; numpy) and ``sequence_ids`` (which runs a
+  preprocessor, so it imports TensorFlow when called).
 """

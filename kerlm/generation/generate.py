@@ -65,11 +65,51 @@ def generated_mask(token_ids, prompt_mask, stop_token_ids):
 
 
 class GenerationMixin:
-    """`generate` and the compiled decoding loop for a head with the three hooks above."""
+    """`generate` and the compiled decoding loop for a head with the four hooks above."""
+
+    def generate_ids(self, prompt_ids, prompt_mask, sampler="greedy", stop_token_ids=None,
+                     inputs=None, prompt_length=None):
+        """Decode in the caller's graph: the public step under every `generate`.
+
+        `prompt_ids` and `prompt_mask` are `[batch, max_length]`: each row's prompt
+        (right-padded, at least one token) followed by the positions to fill, mask False
+        there; the output has the same width. `sampler` is a name in `SAMPLERS` (default
+        options) or a sampler object; `stop_token_ids` a sequence of ints (or None);
+        `inputs` what the head decodes from besides the prompt (a seq2seq model's
+        `encoder_token_ids` and `encoder_padding_mask`); `prompt_length` (a Python int,
+        default the whole width) how many leading positions the first call runs at once;
+        it must cover every prompt but the shortest's last token.
+
+        keras.ops only and nothing converted to numpy, so it runs eagerly, inside a
+        `tf.function` (what the exported SavedModels trace) or under `jax.jit`; unlike
+        `generate` it neither pads the prompts nor compiles. Returns `(token_ids, mask)`,
+        `[batch, max_length]`: `mask` is False after each sequence's first stop token.
+
+        Example:
+        >>> from kerlm import heads, models
+        >>> backbone = models.DecoderBackbone(vocabulary_size=20, num_layers=1, hidden_dim=8,
+        ...                                   num_heads=2, intermediate_dim=16)
+        >>> lm = heads.CausalLM(backbone)
+        >>> prompt = np.array([[5, 6, 0, 0, 0], [7, 0, 0, 0, 0]], "int32")
+        >>> token_ids, mask = lm.generate_ids(prompt, prompt != 0, "greedy", prompt_length=2)
+        >>> tuple(token_ids.shape), ops.convert_to_numpy(token_ids)[:, :1].tolist()
+        ((2, 5), [[5], [7]])
+        >>> expected = lm.generate({"token_ids": prompt[:, :2], "padding_mask": prompt[:, :2] != 0},
+        ...                        max_length=5, jit_compile=False)["token_ids"]
+        >>> bool((ops.convert_to_numpy(token_ids) == expected).all())
+        True
+        """
+        if prompt_length is None:
+            prompt_length = ops.shape(prompt_ids)[1]
+        if stop_token_ids is not None:
+            stop_token_ids = tuple(int(t) for t in stop_token_ids)
+        return self._generate_step(prompt_ids, prompt_mask, prompt_length, stop_token_ids,
+                                   self._sampler(sampler, {}), inputs=inputs)
 
     def _generate_step(self, token_ids, padding_mask, prompt_length, stop_token_ids, sampler,
                        inputs=None):
-        """Prefill + sampler loop on padded `[batch, max_length]` tensors (keras.ops only).
+        """Prefill + sampler loop on padded `[batch, max_length]` tensors (keras.ops only);
+        `generate_ids` with its arguments checked, as the compiled functions call it.
 
         Returns `(token_ids, mask)`; `mask` is False after each sequence's end token.
         """

@@ -2,8 +2,10 @@
 
 from kerlm.heads.causal_lm import CausalLM
 from kerlm.heads.classifier import Classifier
+from kerlm.heads.losses import SmoothedSparseCrossentropy
 from kerlm.heads.multitask import MultiTaskModel
 from kerlm.heads.seq2seq_lm import Seq2SeqLM
 from kerlm.heads.span_labeler import SpanLabeler
 
-__all__ = ["CausalLM", "Classifier", "MultiTaskModel", "Seq2SeqLM", "SpanLabeler"]
+__all__ = ["CausalLM", "Classifier", "MultiTaskModel", "Seq2SeqLM", "SmoothedSparseCrossentropy",
+           "SpanLabeler"]

@@ -16,7 +16,7 @@ class Seq2SeqLM(LanguageModel):
     `encoder_padding_mask`, `decoder_token_ids`, `decoder_padding_mask`) whose output is
     float32 `[batch, target_length, vocabulary_size]` logits through the tied token
     embedding. Train with teacher forcing: decoder inputs `[start] y[:-1]`, targets `y`,
-    a loss masked by the targets' padding (see `kerlm.losses`).
+    a loss masked by the targets' padding (see `kerlm.heads.losses`).
 
     `generate` encodes the sources once, precomputes every decoder layer's cross-attention
     keys/values, then decodes with the self-attention cache and any sampler in

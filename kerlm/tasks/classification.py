@@ -141,8 +141,13 @@ class ClassificationTask(Task):
         return report
 
     def baseline_reports(self, train_records, records):
-        return {"bag_of_words_baseline": baselines.bag_of_words_report(self, train_records,
-                                                                       records)}
+        """TF-IDF logistic regression, trained on the training texts and labels."""
+        train_texts, train_label_ids = self.texts_and_label_ids(train_records)
+        texts, label_ids = self.texts_and_label_ids(records)
+        predicted = baselines.bag_of_words(train_texts, train_label_ids, texts,
+                                           len(self.labels), seed=self.config.train.seed)
+        return {"bag_of_words_baseline": classification_report(label_ids, predicted,
+                                                               self.labels.labels)}
 
     def headline(self, report):
         return f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}"

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerlm import heads, models, preprocessing, qa_baselines
+from kerlm import baselines, heads, models, preprocessing
 from kerlm.config import ConfigError, check_model
 from kerlm.data import cloze, squad, wiki_cloze_qa
 from kerlm.metrics import squad_report
@@ -197,9 +197,9 @@ class QATask(Task):
         """The sentence sharing most words with the question; and the cloze gap (that
         sentence minus the question's words), a lexical-matching ceiling on cloze data."""
         pairs, gold = self.pairs(records), self.gold(records)
-        return {"sentence_overlap_baseline": squad_report(qa_baselines.sentence_overlap(pairs),
+        return {"sentence_overlap_baseline": squad_report(baselines.sentence_overlap(pairs),
                                                           gold),
-                "cloze_gap_baseline": squad_report(qa_baselines.cloze_gap(pairs), gold)}
+                "cloze_gap_baseline": squad_report(baselines.cloze_gap(pairs), gold)}
 
     def headline(self, report):
         return f"exact_match {report['exact_match']:.2f}  f1 {report['f1']:.2f}"

@@ -1,77 +1,22 @@
 """Text-to-text tasks (translation, summarization): raw text in, generated text out."""
 
-import os
-
 import keras
 import numpy as np
 import tensorflow as tf
 
-from kerlm import heads, models
+from kerlm import baselines, heads, models
+from kerlm.callbacks import GenerationExamples
 from kerlm.config import ConfigError, check_model
 from kerlm.data import embedded
+from kerlm.data.batching import batch_features, bucketed_batches, sequence_ids
 from kerlm.generation import get_sampler
-from kerlm.losses import SmoothedSparseCrossentropy
+from kerlm.heads.losses import SmoothedSparseCrossentropy
 from kerlm.metrics import generation_report
 from kerlm.preprocessing import sentencepiece
 from kerlm.preprocessing.sentencepiece import END_ID, START_ID, Seq2SeqPreprocessor
-from kerlm import seq2seq_baselines
 from kerlm.tasks.base import Task, build_backbone
 
 EXAMPLES = 4  # source / reference / output triples shown in reports and TensorBoard
-
-
-def bucketed_batches(lengths, batch_size, rng, pool_batches=64):
-    """Index batches of similar length: shuffle, sort pools of `pool_batches` batches by
-    length, cut them into batches, shuffle the batches. Padding per batch stays small and
-    there are exactly `ceil(len(lengths) / batch_size)` batches (pools are whole batches).
-
-    Example:
-    >>> batches = bucketed_batches([5, 1, 9, 2, 8, 3], 2, np.random.default_rng(0))
-    >>> sorted(sorted(int(i) for i in b) for b in batches)  # neighbours in length together
-    [[0, 5], [1, 3], [2, 4]]
-    """
-    order = rng.permutation(len(lengths))
-    lengths = np.asarray(lengths)
-    pool = batch_size * pool_batches
-    batches = []
-    for start in range(0, len(order), pool):
-        chunk = order[start:start + pool]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def _pad(sequences, indices, multiple=8):
-    """`[len(indices), longest]` int32 array of `sequences[i]`, right-padded with 0 to a
-    multiple of `multiple` (fewer distinct shapes for the kernels to specialize on)."""
-    rows = [sequences[i] for i in indices]
-    longest = max(len(r) for r in rows)
-    out = np.zeros((len(rows), -(-longest // multiple) * multiple), "int32")
-    for row, ids in zip(out, rows):
-        row[:len(ids)] = ids
-    return out
-
-
-def batch_features(source_ids, label_ids, indices, multiples=(8, 8)):
-    """`(features, labels, label_mask)` for teacher forcing on examples `indices`: encoder
-    ids, decoder inputs `<s> y[:-1]`, labels `y` (ending in `</s>`); each side padded to a
-    multiple of `multiples` (a multiple ≥ every length gives a fixed width).
-
-    Example:
-    >>> x, labels, mask = batch_features([[7, 3]], [[5, 6, 3]], [0], multiples=(4, 4))
-    >>> x["encoder_token_ids"].tolist(), x["decoder_token_ids"].tolist(), labels.tolist()
-    ([[7, 3, 0, 0]], [[2, 5, 6, 0]], [[5, 6, 3, 0]])
-    """
-    encoder_ids = _pad(source_ids, indices, multiples[0])
-    labels = _pad(label_ids, indices, multiples[1])
-    label_mask = (labels != 0).astype("int32")
-    decoder_ids = np.concatenate(
-        [np.full((len(indices), 1), START_ID, "int32"), labels[:, :-1]], axis=1)
-    decoder_ids *= label_mask  # the end token is never a decoder input
-    return ({"encoder_token_ids": encoder_ids,
-             "encoder_padding_mask": (encoder_ids != 0).astype("int32"),
-             "decoder_token_ids": decoder_ids, "decoder_padding_mask": label_mask},
-            labels, label_mask)
 
 
 class Seq2SeqTask(Task):
@@ -127,18 +72,7 @@ class Seq2SeqTask(Task):
     # Features -----------------------------------------------------------------------------
     def _token_ids(self, texts, target):
         """Lists of token ids (special tokens included) for each text, tokenized in chunks."""
-        out = []
-        for i in range(0, len(texts), 4096):
-            chunk = tf.constant(texts[i:i + 4096])
-            if target:
-                features, labels = self.preprocessor.targets(chunk)
-                ids, mask = labels.numpy(), features["decoder_padding_mask"].numpy()
-            else:
-                features = self.preprocessor(chunk)
-                ids, mask = (features["encoder_token_ids"].numpy(),
-                             features["encoder_padding_mask"].numpy())
-            out += [row[:n] for row, n in zip(ids, mask.sum(axis=1))]
-        return out
+        return sequence_ids(self.preprocessor, texts, target)
 
     def _encoded(self, records):
         """`(source_ids, label_ids)`: per example, `tokens </s>` for both sides."""
@@ -221,8 +155,8 @@ class Seq2SeqTask(Task):
             limit = tf.reduce_max(max_lengths) + 1
         prompt = tf.pad(tf.fill([batch_size, 1], START_ID), [[0, 0], [0, limit - 1]])
         prompt_mask = tf.pad(tf.ones([batch_size, 1], tf.bool), [[0, 0], [0, limit - 1]])
-        token_ids, mask = model._generate_step(prompt, prompt_mask, 1, (END_ID,), sampler,
-                                               inputs=features)
+        token_ids, mask = model.generate_ids(prompt, prompt_mask, sampler, (END_ID,),
+                                             inputs=features, prompt_length=1)
         if max_lengths is not None:
             mask = tf.logical_and(mask, tf.range(limit)[None] <= max_lengths[:, None])
         return self.preprocessor.detokenize(tf.where(mask, token_ids, 0))
@@ -330,36 +264,6 @@ class Seq2SeqTask(Task):
                 [self.preprocessor, samplers])
 
 
-class GenerationExamples(keras.callbacks.Callback):
-    """At each epoch end, TensorBoard text: a few dev sources, references and outputs (of
-    the trained model, or of its `head` in a multi-task model, as `<head>_examples`)."""
-
-    def __init__(self, task, records, log_dir, head=None):
-        super().__init__()
-        self.task, self.records, self.head = task, records, head
-        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "validation"))
-
-    def on_epoch_end(self, epoch, logs=None):
-        sources, references = self.task.texts(self.records)
-        model = self.model.heads[self.head] if self.head else self.model
-        outputs = self.task.generate(model, sources)
-        with self.writer.as_default(step=int(self.model.optimizer.iterations.numpy())):
-            write_examples(sources, references, outputs,
-                           f"{self.head}_examples" if self.head else "examples")
-        self.writer.flush()
-
-
-def write_examples(sources, references, outputs, name="examples"):
-    """A markdown table of examples as a TensorBoard text summary (default writer)."""
-    def cell(text):
-        return text.replace("|", "\\|").replace("\n", " ")
-
-    rows = ["| source | reference | output |", "|---|---|---|"]
-    rows += [f"| {cell(s)} | {cell(r)} | {cell(o)} |"
-             for s, r, o in zip(sources, references, outputs)]
-    tf.summary.text(name, "\n".join(rows))
-
-
 class TranslationTask(Seq2SeqTask):
     """Translate `--source_lang` text into `--target_lang`; the data files' fields are
     named by language code (`{"en": ..., "es": ...}`). Without files it trains on the
@@ -382,7 +286,7 @@ class TranslationTask(Seq2SeqTask):
     def baseline_reports(self, train_records, records):
         """Copy-source, and word-by-word with a Dice dictionary from the training pairs."""
         sources, references = self.texts(records)
-        word_by_word = seq2seq_baselines.WordByWord().fit(*self.texts(train_records))
+        word_by_word = baselines.WordByWord().fit(*self.texts(train_records))
         return {name: generation_report(outputs, references, metrics=("bleu",))
                 for name, outputs in (("copy_source_baseline", sources),
                                       ("word_by_word_baseline",
@@ -410,8 +314,8 @@ class SummarizationTask(Seq2SeqTask):
 
     def baseline_reports(self, train_records, records):
         """Lead-N words of the document, N chosen by ROUGE-L on the dev split."""
-        n, _ = seq2seq_baselines.choose_lead_n(*self.texts(self.read("dev")))
+        n, _ = baselines.choose_lead_n(*self.texts(self.read("dev")))
         sources, references = self.texts(records)
-        report = generation_report(seq2seq_baselines.lead_words(sources, n), references,
+        report = generation_report(baselines.lead_words(sources, n), references,
                                    metrics=("rouge",))
         return {f"lead_{n}_baseline": report}

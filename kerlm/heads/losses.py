@@ -1,4 +1,5 @@
-"""Losses for token-level prediction (keras.ops only)."""
+"""Losses for the heads' token-level outputs (keras.ops only): they live beside the heads
+whose logits (or `Seq2SeqLM(copy_attention=True)` log-probabilities) they score."""
 
 import keras
 from keras import ops

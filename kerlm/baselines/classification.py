@@ -1,11 +1,8 @@
-"""Simple baselines that every task's results are reported beside."""
+"""Text classification baseline: logistic regression on TF-IDF n-grams."""
 
 import keras
 import numpy as np
 import tensorflow as tf
-
-from kerlm.data.classification import texts_and_labels
-from kerlm.metrics import classification_report
 
 
 def bag_of_words_classifier(texts, label_ids, num_classes, seed=0):
@@ -33,12 +30,17 @@ def bag_of_words_classifier(texts, label_ids, num_classes, seed=0):
     return lambda new_texts: model.predict_on_batch(featurize(new_texts))
 
 
-def bag_of_words_report(task, train_records, eval_records):
-    """The classification report of the bag-of-words baseline for a classification task."""
-    fields = task.fields()
-    train_texts, _ = texts_and_labels(train_records, *fields)
-    eval_texts, _ = texts_and_labels(eval_records, *fields)
-    predict = bag_of_words_classifier(train_texts, task.labels.encode(train_records, fields[1]),
-                                      len(task.labels), seed=task.config.train.seed)
-    eval_ids = task.labels.encode(eval_records, fields[1])
-    return classification_report(eval_ids, predict(eval_texts).argmax(-1), task.labels.labels)
+def bag_of_words(train_texts, train_label_ids, texts, num_classes=None, seed=0):
+    """Class ids that `bag_of_words_classifier`, trained on `train_texts` and their
+    `train_label_ids` (ints in `[0, num_classes)`; default: up to the largest id), predicts
+    for `texts`.
+
+    Example:
+    >>> train = ["a good film", "good acting", "a bad film", "bad acting"] * 4
+    >>> bag_of_words(train, [1, 1, 0, 0] * 4, ["good", "so bad"]).tolist()
+    [1, 0]
+    """
+    if num_classes is None:
+        num_classes = int(max(train_label_ids)) + 1
+    predict = bag_of_words_classifier(train_texts, train_label_ids, num_classes, seed=seed)
+    return predict(texts).argmax(-1)
