@@ -2,9 +2,9 @@
 
 Both models are BART-like with identical dimensions (by default 4 encoder + 4 decoder
 layers, 256 d, 4 heads, ff 1024, 256 positions, random weights). The vocabulary is a
-SentencePiece model (`--vocabulary_size` 8000, unigram) that `learn_sentencepiece` learns on
-the English and Spanish sides of `kerlm.data.bible_en_es.load("train")`. Both models use
-its size. The script prints the backbone parameter counts, which should be equal.
+SentencePiece model (`--vocabulary_size` 8000, unigram) that `SentencePieceTokenizer.learn`
+learns on the English and Spanish sides of `kerlm.data.bible_en_es.load("train")`. Both
+models use its size. The script prints the backbone parameter counts, which should be equal.
 
 Part 1, generation tokens/s (fp32, dropout 0, XLA on for both by default):
 
@@ -86,7 +86,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 from train_speed import make_timer  # noqa: E402 (bench/ is the script's directory)
 
-START_ID, END_ID = 2, 3  # kerlm.preprocessing.sentencepiece (imported lazily with TF)
+START_ID, END_ID = 2, 3  # kerlm.tokenizers.sentence_piece's (imported lazily with TF)
 
 # `--quick`: defaults for a smoke test of every code path (explicit flags still win)
 QUICK = dict(num_layers=1, hidden_dim=32, num_heads=2, intermediate_dim=64,
@@ -550,8 +550,9 @@ def main(argv=None):
     import keras
     import keras_hub
     import kerlm
-    from kerlm.preprocessing import sentencepiece
-    assert (sentencepiece.START_ID, sentencepiece.END_ID) == (START_ID, END_ID)
+    from kerlm.preprocessing import Seq2SeqPreprocessor
+    from kerlm.tokenizers import sentence_piece
+    assert (sentence_piece.START_ID, sentence_piece.END_ID) == (START_ID, END_ID)
     print(f"kerlm from {os.path.dirname(kerlm.__file__)}; keras-hub {keras_hub.__version__}; "
           f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs"
           f"{'; --quick' if args.quick else ''}", flush=True)
@@ -566,9 +567,9 @@ def main(argv=None):
     # exist" on the next tokenize call).
     keras.utils.set_random_seed(args.seed)
     start = time.perf_counter()
-    proto = sentencepiece.learn_sentencepiece(sources + targets, args.vocabulary_size)
-    preprocessor = sentencepiece.Seq2SeqPreprocessor(proto, args.source_length,
-                                                     args.target_length)
+    tokenizer = sentence_piece.SentencePieceTokenizer.learn(sources + targets,
+                                                            args.vocabulary_size)
+    preprocessor = Seq2SeqPreprocessor(tokenizer, args.source_length, args.target_length)
     vocabulary_size = preprocessor.vocabulary_size
     learn_s = time.perf_counter() - start
     print(f"SentencePiece: vocabulary {vocabulary_size:,} learned on {len(sources):,} en + es "

@@ -12,10 +12,9 @@ import tensorflow as tf
 from absl import logging
 from tensorboard.plugins.hparams import api as hparams_api
 
+from kerlm import tokenizers
 from kerlm.config import (RESUMABLE_FIELDS, Config, ConfigError, apply_overrides, check_model,
                           diff)
-from kerlm.preprocessing.sentencepiece import MODEL_FILE as SENTENCEPIECE_FILE
-from kerlm.preprocessing.wordpiece import VOCABULARY_FILE
 
 CHECKPOINT_DIR = "checkpoints"
 MODEL_FILE = "model.keras"
@@ -191,7 +190,7 @@ def train(task, model_dir, strategy=None):
 
 def save_model(model, model_dir):
     """Write `model_dir/model.keras` atomically, and the backbone alone as a preset in
-    `model_dir/backbone/` with the run's vocabulary (WordPiece or SentencePiece), so that
+    `model_dir/backbone/` with the run's tokenizer files (`tokenizers.files()`), so that
     `--model=MODEL_DIR/backbone` fine-tunes another head on it."""
     path = os.path.join(model_dir, MODEL_FILE)
     model.save(path + ".tmp.keras")
@@ -200,7 +199,7 @@ def save_model(model, model_dir):
     tmp = backbone_dir + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     model.backbone.save_to_preset(tmp)
-    for name in (VOCABULARY_FILE, SENTENCEPIECE_FILE):
+    for name in tokenizers.files():
         if os.path.exists(os.path.join(model_dir, name)):
             shutil.copy(os.path.join(model_dir, name), tmp)
     shutil.rmtree(backbone_dir, ignore_errors=True)

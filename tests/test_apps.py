@@ -111,15 +111,16 @@ SHORT_RUN = ["--train_steps=2", "--batch_size=16", "--sequence_length=32",
 
 def _checkpoint_directory(path, vocabulary=True):
     """A kerlm save of a tiny encoder (random weights) with a WordPiece vocab.txt."""
-    from kerlm import models, preprocessing
+    from kerlm import models, tokenizers
+    from kerlm.tokenizers.word_piece import RESERVED_TOKENS
     words = "the good bad great not very movie film phone food service it was is".split()
-    tokens = preprocessing.RESERVED_TOKENS + words + list("abcdefghijklmnopqrstuvwxyz.,!'")
+    tokens = RESERVED_TOKENS + words + list("abcdefghijklmnopqrstuvwxyz.,!'")
     backbone = models.EncoderBackbone(vocabulary_size=len(tokens) + 4, num_layers=1,
                                       hidden_dim=16, num_heads=2, intermediate_dim=32,
                                       max_sequence_length=64)
     backbone.save_to_preset(str(path))
     if vocabulary:
-        preprocessing.save_vocabulary(tokens, str(path / "vocab.txt"))
+        tokenizers.WordPieceTokenizer(tokens).save(str(path))
     return backbone, tokens
 
 
@@ -170,7 +171,7 @@ def test_checkpoint_directory_keeps_its_weights_vocabulary_and_size(tmp_path):
     backbone, tokens = _checkpoint_directory(tmp_path / "checkpoint")
     task = _task(str(tmp_path / "checkpoint"), dropout=0.0)
     task.prepare(uci_sentiment.load("train")[:50], str(tmp_path / "run"))
-    assert task.preprocessor.vocabulary == tokens
+    assert task.preprocessor.tokenizer.vocabulary == tokens
     classifier = task.build_model()
     assert classifier.backbone.vocabulary_size == backbone.vocabulary_size == len(tokens) + 4
     for a, b in zip(backbone.weights, classifier.backbone.weights):
@@ -179,9 +180,9 @@ def test_checkpoint_directory_keeps_its_weights_vocabulary_and_size(tmp_path):
     # name presets, architecture presets included, take the task's learned vocabulary
     task = _task("bert_base", dropout=0.0)
     task.prepare(uci_sentiment.load("train")[:50], str(tmp_path / "bert_run"))
-    assert len(task.preprocessor.vocabulary) < 300
+    assert len(task.preprocessor.tokenizer.vocabulary) < 300
     classifier = task.build_model()  # (segment_ids: all 0)
-    assert classifier.backbone.vocabulary_size == len(task.preprocessor.vocabulary)
+    assert classifier.backbone.vocabulary_size == len(task.preprocessor.tokenizer.vocabulary)
     assert classifier.backbone.num_layers == 12
 
 
@@ -190,7 +191,7 @@ def test_model_errors_are_config_errors_naming_the_model(tmp_path):
     from kerlm.data import uci_sentiment
     records = uci_sentiment.load("train")[:20]
     _checkpoint_directory(tmp_path / "no_vocab", vocabulary=False)
-    with pytest.raises(ConfigError, match=re.escape(f"--model={tmp_path / 'no_vocab'} has no WordPiece")):
+    with pytest.raises(ConfigError, match=re.escape(f"--model: {tmp_path / 'no_vocab'} has no tokenizer")):
         _task(str(tmp_path / "no_vocab")).prepare(records, str(tmp_path / "run"))
     with pytest.raises(ConfigError, match="neither a directory nor a preset; presets: bart_base"):
         _task("encoder_huge").prepare(records, str(tmp_path / "run"))
@@ -206,14 +207,15 @@ def test_model_errors_are_config_errors_naming_the_model(tmp_path):
 
 
 def test_cased_checkpoint_vocabulary_keeps_the_case(tmp_path):
-    from kerlm import preprocessing
     from kerlm.data import uci_sentiment
+    from kerlm.tokenizers.word_piece import RESERVED_TOKENS
     records = uci_sentiment.load("train")[:20]
     for name, words, expected in [("cased", ["Good", "good"], [5]), ("uncased", ["good"], [5])]:
         (tmp_path / name).mkdir()
-        preprocessing.save_vocabulary(preprocessing.RESERVED_TOKENS + words,
-                                      str(tmp_path / name / "vocab.txt"))
+        vocabulary = "".join(token + "\n" for token in RESERVED_TOKENS + words)
+        (tmp_path / name / "vocab.txt").write_text(vocabulary)
         task = _task(str(tmp_path / name))
         task.prepare(records, str(tmp_path / f"{name}_run"))
         ids = task.preprocessor(np.array(["Good"]))["token_ids"].numpy()[0]
-        assert ids[1:2].tolist() == expected and task.preprocessor.lowercase == (name == "uncased")
+        assert ids[1:2].tolist() == expected
+        assert task.preprocessor.tokenizer.lowercase == (name == "uncased")

@@ -1,40 +1,66 @@
-"""WordPiece vocabulary learning and the in-graph preprocessor."""
+"""Input formats on any tokenizer: single-text features and batch trimming."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
-from kerlm import preprocessing
+from kerlm import preprocessing, tokenizers
+from kerlm.tokenizers.word_piece import RESERVED_TOKENS
 
 TEXTS = ["The battery is great", "The battery died", "Great value, great sound!",
          "Sound quality is poor"] * 20
 
 
 def test_vocabulary_learns_words_and_keeps_reserved_tokens_first(tmp_path):
-    vocabulary = preprocessing.learn_vocabulary(TEXTS, 200)
-    assert vocabulary[:len(preprocessing.RESERVED_TOKENS)] == preprocessing.RESERVED_TOKENS
+    tokenizer = tokenizers.WordPieceTokenizer.learn(TEXTS, 200)
+    vocabulary = tokenizer.vocabulary
+    assert vocabulary[:len(RESERVED_TOKENS)] == RESERVED_TOKENS
     assert {"battery", "great", "sound"} <= set(vocabulary)
-    path = str(tmp_path / "vocab.txt")
-    preprocessing.save_vocabulary(vocabulary, path)
-    assert preprocessing.load_vocabulary(path) == vocabulary
+    tokenizer.save(str(tmp_path))
+    assert tokenizers.load(str(tmp_path)).vocabulary == vocabulary
 
 
 def test_tokenizer_round_trip():
-    vocabulary = preprocessing.learn_vocabulary(TEXTS, 200)
-    pre = preprocessing.WordPiecePreprocessor(vocabulary, sequence_length=16)
+    tokenizer = tokenizers.WordPieceTokenizer.learn(TEXTS, 200)
+    pre = preprocessing.TextPreprocessor(tokenizer, sequence_length=16)
     ids = pre.tokenizer(tf.constant(["The battery is great", "Great sound!"]))
     text = pre.tokenizer.detokenize(ids)
-    assert [t if isinstance(t, str) else t.decode() for t in list(text)] == \
-        ["the battery is great", "great sound !"]
+    assert [t.decode() for t in text.numpy()] == ["the battery is great", "great sound !"]
 
 
 def test_packing_truncates_pads_and_keeps_the_end_token():
-    vocabulary = preprocessing.RESERVED_TOKENS + ["a", "b"]
-    pre = preprocessing.WordPiecePreprocessor(vocabulary, sequence_length=4)
+    vocabulary = RESERVED_TOKENS + ["a", "b"]
+    pre = preprocessing.TextPreprocessor(tokenizers.WordPieceTokenizer(vocabulary),
+                                         sequence_length=4)
     out = pre(tf.constant(["a b a b a", "b", "zzz"]))
     cls, sep, unk = 2, 3, 1
     assert out["token_ids"].numpy().tolist() == [[cls, 5, 6, sep], [cls, 6, sep, 0],
                                                  [cls, unk, sep, 0]]
     assert out["padding_mask"].numpy().tolist() == [[1, 1, 1, 1], [1, 1, 1, 0], [1, 1, 1, 0]]
+
+
+def test_sentencepiece_packing_is_start_pieces_end_then_padding():
+    tokenizer = tokenizers.SentencePieceTokenizer.learn(TEXTS, 40)
+    pre = preprocessing.TextPreprocessor(tokenizer, sequence_length=8)
+    texts = ["The battery is great", "poor", ""]
+    out = pre(tf.constant(texts))
+    for text, ids, mask in zip(texts, out["token_ids"].numpy(), out["padding_mask"].numpy()):
+        pieces = tokenizer.tokenize(tf.constant([text]))[0].numpy().tolist()[:6]
+        row = [tokenizer.start_id, *pieces, tokenizer.end_id]
+        assert ids.tolist() == row + [tokenizer.pad_id] * (8 - len(row))
+        assert mask.tolist() == [1] * len(row) + [0] * (8 - len(row))
+    assert len(tokenizer.tokenize(tf.constant(texts[:1]))[0]) > 6  # the first is truncated
+
+
+def test_config_round_trip_and_tf_data():
+    pre = preprocessing.TextPreprocessor(tokenizers.WordPieceTokenizer.learn(TEXTS, 200), 12)
+    again = preprocessing.TextPreprocessor.from_config(pre.get_config())
+    assert again.tokenizer.vocabulary == pre.tokenizer.vocabulary
+    assert again.vocabulary_size == pre.vocabulary_size == len(pre.tokenizer.vocabulary)
+    batch = next(iter(tf.data.Dataset.from_tensor_slices(TEXTS[:4]).batch(4).map(again)))
+    expected = pre(tf.constant(TEXTS[:4]))
+    for key in expected:
+        np.testing.assert_array_equal(batch[key].numpy(), expected[key].numpy())
 
 
 def test_trim_batch_cuts_to_the_longest_real_sequence():
@@ -48,6 +74,8 @@ def test_trim_batch_cuts_to_the_longest_real_sequence():
 
 
 def test_missing_reserved_tokens_are_an_error():
-    import pytest
     with pytest.raises(ValueError, match=r"\[CLS\]"):
-        preprocessing.WordPiecePreprocessor(["[PAD]", "[UNK]", "a"], sequence_length=8)
+        preprocessing.TextPreprocessor(tokenizers.WordPieceTokenizer(["[PAD]", "[UNK]", "a"]),
+                                       sequence_length=8)
+    with pytest.raises(ValueError, match="expected a kerlm.tokenizers.Tokenizer"):
+        preprocessing.TextPreprocessor(RESERVED_TOKENS, sequence_length=8)

@@ -17,12 +17,14 @@ from conftest import run_app, start_server, wait_until_serving
 from kerlm.data import squad
 from kerlm.data.readers import DataError
 from kerlm.metrics.squad import exact_match, f1, normalize_answer, squad_report
-from kerlm.preprocessing import (RESERVED_TOKENS, QAPreprocessor, SentencePieceQAPreprocessor,
-                                 best_spans, byte_span, learn_sentencepiece, span_labels)
+from kerlm.preprocessing import QAPreprocessor, best_spans, byte_span, span_labels
+from kerlm.tokenizers import SentencePieceTokenizer, WordPieceTokenizer
+from kerlm.tokenizers.word_piece import RESERVED_TOKENS
 
 VOCAB = RESERVED_TOKENS + ["who", "wrote", "when", "?", "tolstoy", "war", "and", "peace",
                            "in", "1869", ".", "the", "caf", "##e", "na", "##ive",
                            "moscow", "was", "born"]
+WORDPIECE = WordPieceTokenizer(VOCAB)
 CONTEXT = "Tolstoy wrote War and Peace in 1869. The café naïve was born in Moscow."
 
 
@@ -73,8 +75,8 @@ def test_answer_start_that_misses_the_text_names_file_question_and_texts(tmp_pat
 
 # Windows, offsets, labels and decoding ------------------------------------------------------
 def test_offsets_point_at_the_original_text_with_accents_and_case():
-    pre = QAPreprocessor(VOCAB, sequence_length=64, max_query_length=16)
-    ids, starts, ends = pre.tokenize_with_offsets(tf.constant([CONTEXT]))
+    pre = QAPreprocessor(WORDPIECE, sequence_length=64, max_query_length=16)
+    ids, starts, ends = pre.tokenizer.tokenize_with_offsets(tf.constant([CONTEXT]))
     raw = CONTEXT.encode("utf-8")
     pieces = [raw[s:e].decode("utf-8", "replace")
               for s, e in zip(starts[0].numpy(), ends[0].numpy())]
@@ -86,10 +88,11 @@ def test_offsets_point_at_the_original_text_with_accents_and_case():
 
 
 def test_windows_cover_the_context_with_the_stride():
-    pre = QAPreprocessor(VOCAB, sequence_length=12, max_query_length=3, doc_stride=2)
+    pre = QAPreprocessor(WORDPIECE, sequence_length=12, max_query_length=3, doc_stride=2)
     rows = {k: v.numpy() for k, v in pre(tf.constant(["who wrote war and peace ?", "when ?"]),
                                          tf.constant([CONTEXT, "in 1869 ."])).items()}
-    context_pieces = int(pre.tokenize_with_offsets(tf.constant([CONTEXT]))[0].row_lengths()[0])
+    context_pieces = int(WORDPIECE.tokenize_with_offsets(tf.constant([CONTEXT]))[0]
+                         .row_lengths()[0])
     room = 12 - 3 - 3  # question cut to 3 pieces
     windows = int((rows["example_index"] == 0).sum())
     assert windows == 1 + -(-(context_pieces - room) // 2)
@@ -108,7 +111,7 @@ def test_windows_cover_the_context_with_the_stride():
 
 
 def test_span_labels_mark_the_answer_pieces_or_cls():
-    pre = QAPreprocessor(VOCAB, sequence_length=12, max_query_length=3, doc_stride=2)
+    pre = QAPreprocessor(WORDPIECE, sequence_length=12, max_query_length=3, doc_stride=2)
     rows = {k: v.numpy() for k, v in pre(tf.constant(["when ?", "who ?"]),
                                          tf.constant([CONTEXT, CONTEXT])).items()}
     answer = byte_span(CONTEXT, CONTEXT.index("War and Peace"), "War and Peace")
@@ -129,7 +132,7 @@ def test_span_labels_mark_the_answer_pieces_or_cls():
 
 
 def test_best_spans_across_windows_length_limit_null_and_characters():
-    pre = QAPreprocessor(VOCAB, sequence_length=12, max_query_length=3, doc_stride=2)
+    pre = QAPreprocessor(WORDPIECE, sequence_length=12, max_query_length=3, doc_stride=2)
     contexts = tf.constant([CONTEXT, CONTEXT, "in 1869 ."])
     rows = pre(tf.constant(["when ?"] * 3), contexts)
     numpy_rows = {k: v.numpy() for k, v in rows.items()}
@@ -183,7 +186,7 @@ def reference_n_best(logits, rows, contexts, max_answer_length, n):
 
 
 def test_n_best_spans_are_ranked_across_windows_once_each():
-    pre = QAPreprocessor(VOCAB, sequence_length=12, max_query_length=3, doc_stride=2)
+    pre = QAPreprocessor(WORDPIECE, sequence_length=12, max_query_length=3, doc_stride=2)
     contexts = [CONTEXT, "in 1869 ."]
     rows = {k: v.numpy() for k, v in pre(tf.constant(["when ?"] * 2),
                                          tf.constant(contexts)).items()}
@@ -444,22 +447,24 @@ SP_TEXTS = ["Tolstoy wrote War and Peace in 1869.", "The café naïve was born i
 
 
 @pytest.fixture(scope="module")
-def sp_proto():
-    return learn_sentencepiece(SP_TEXTS * 30, 80)
+def sp_tokenizer():
+    return SentencePieceTokenizer.learn(SP_TEXTS * 30, 80)
 
 
 def sp_rows(pre, questions, contexts):
     return {k: v.numpy() for k, v in pre(tf.constant(questions), tf.constant(contexts)).items()}
 
 
-def test_sentencepiece_offsets_skip_the_whitespace_of_a_leading_marker(sp_proto):
-    pre = SentencePieceQAPreprocessor(sp_proto, sequence_length=64, max_query_length=8)
-    ids, starts, ends = (t[0].numpy() for t in pre.tokenize_with_offsets(
+def test_sentencepiece_offsets_skip_the_whitespace_of_a_leading_marker(sp_tokenizer):
+    pre = QAPreprocessor(sp_tokenizer, sequence_length=64, max_query_length=8)
+    ids, starts, ends = (t[0].numpy() for t in pre.tokenizer.tokenize_with_offsets(
         tf.constant([SP_CONTEXT])))
-    tokens = [t.decode() for t in pre.tokenizer.id_to_string(tf.constant(ids)).numpy()]
+    tokens = [pre.tokenizer.vocabulary[i] for i in ids]
     raw = SP_CONTEXT.encode("utf-8")
     # tensorflow-text puts the whitespace before a word into its "▁word" piece
-    _, tf_starts, _ = pre.tokenizer.tokenize_with_offsets(tf.constant([SP_CONTEXT]))
+    import tensorflow_text
+    _, tf_starts, _ = tensorflow_text.SentencepieceTokenizer(
+        model=sp_tokenizer.proto).tokenize_with_offsets(tf.constant([SP_CONTEXT]))
     tf_starts = tf_starts[0].numpy()
     word = next(i for i, t in enumerate(tokens) if t.startswith("▁w"))  # "Tolstoy  wrote"
     assert raw[tf_starts[word]:starts[word]] == b"  " and raw[starts[word]:].startswith(b"w")
@@ -477,13 +482,13 @@ def test_sentencepiece_offsets_skip_the_whitespace_of_a_leading_marker(sp_proto)
         assert start in starts and end in ends, text
 
 
-def test_sentencepiece_windows_cover_the_context_with_the_stride(sp_proto):
-    pre = SentencePieceQAPreprocessor(sp_proto, sequence_length=16, max_query_length=4,
+def test_sentencepiece_windows_cover_the_context_with_the_stride(sp_tokenizer):
+    pre = QAPreprocessor(sp_tokenizer, sequence_length=16, max_query_length=4,
                                       doc_stride=3)
-    assert (pre.cls_id, pre.sep_id, pre.pad_id) == (2, 3, 0)
+    assert (pre.tokenizer.start_id, pre.tokenizer.end_id, pre.tokenizer.pad_id) == (2, 3, 0)
     rows = sp_rows(pre, ["Who wrote War and Peace?", "When?"], [SP_CONTEXT, "in 1869."])
-    ids = pre.tokenize_with_offsets(tf.constant([SP_CONTEXT]))[0][0].numpy()
-    question = pre.tokenize_with_offsets(tf.constant(["Who wrote War and Peace?"]))[0][0]
+    ids = pre.tokenizer.tokenize_with_offsets(tf.constant([SP_CONTEXT]))[0][0].numpy()
+    question = sp_tokenizer.tokenize(tf.constant(["Who wrote War and Peace?"]))[0]
     room = 16 - 3 - 4  # question cut to 4 pieces
     windows = np.flatnonzero(rows["example_index"] == 0)
     assert len(windows) == 1 + -(-(len(ids) - room) // 3) and len(windows) > 3
@@ -497,12 +502,12 @@ def test_sentencepiece_windows_cover_the_context_with_the_stride(sp_proto):
         assert rows["token_ids"][row, 6 + n] == 3 and (rows["token_ids"][row, 7 + n:] == 0).all()
         assert (rows["token_start"][row, :6] == -1).all() and rows["token_start"][row, 6 + n] == -1
     seen = set(rows["token_start"][windows][rows["token_start"][windows] >= 0].tolist())
-    all_starts = pre.tokenize_with_offsets(tf.constant([SP_CONTEXT]))[1][0].numpy()
+    all_starts = pre.tokenizer.tokenize_with_offsets(tf.constant([SP_CONTEXT]))[1][0].numpy()
     assert seen == set(all_starts[all_starts >= 0].tolist())
 
 
-def test_sentencepiece_span_labels_and_best_spans_recover_exact_answers(sp_proto):
-    pre = SentencePieceQAPreprocessor(sp_proto, sequence_length=24, max_query_length=5,
+def test_sentencepiece_span_labels_and_best_spans_recover_exact_answers(sp_tokenizer):
+    pre = QAPreprocessor(sp_tokenizer, sequence_length=24, max_query_length=5,
                                       doc_stride=4)
     answers = ["Tolstoy", "War and Peace", "1869", "naïve", "Café naïve à Paris", "42 ans",
                "Paris,   42", None]
@@ -539,13 +544,14 @@ def test_sentencepiece_span_labels_and_best_spans_recover_exact_answers(sp_proto
     assert (out["start"][-1], out["end"][-1]) == (-1, -1)
 
 
-def test_sentencepiece_config_round_trip_tf_data_and_saved_model(sp_proto, tmp_path):
-    pre = SentencePieceQAPreprocessor(sp_proto, sequence_length=20, max_query_length=5,
+def test_sentencepiece_config_round_trip_tf_data_and_saved_model(sp_tokenizer, tmp_path):
+    pre = QAPreprocessor(sp_tokenizer, sequence_length=20, max_query_length=5,
                                       doc_stride=4, name="sp_qa")
     config = json.loads(json.dumps(pre.get_config()))
-    assert isinstance(config["proto"], str) and config["doc_stride"] == 4
-    again = SentencePieceQAPreprocessor.from_config(config)
-    assert again.proto == sp_proto and again.vocabulary_size == pre.vocabulary_size > 4
+    assert isinstance(config["tokenizer"]["config"]["proto"], str) and config["doc_stride"] == 4
+    again = QAPreprocessor.from_config(config)
+    assert again.tokenizer.proto == sp_tokenizer.proto
+    assert again.vocabulary_size == pre.vocabulary_size > 4
     questions, contexts = ["Who wrote War and Peace?", "When?"], [SP_CONTEXT, "Café à Paris"]
     rows = sp_rows(pre, questions, contexts)
     assert len(rows["example_index"]) > 2
@@ -566,4 +572,4 @@ def test_sentencepiece_config_round_trip_tf_data_and_saved_model(sp_proto, tmp_p
     for key in rows:
         np.testing.assert_array_equal(served[key].numpy(), rows[key])
     with pytest.raises(ValueError, match="leaves no room"):
-        SentencePieceQAPreprocessor(sp_proto, sequence_length=8, max_query_length=5)
+        QAPreprocessor(sp_tokenizer, sequence_length=8, max_query_length=5)

@@ -1,15 +1,9 @@
-"""Text → features: vocabularies and in-graph tokenization (TensorFlow-based)."""
+"""Input formats: strings → model features for any `kerlm.tokenizers.Tokenizer`, in
+TensorFlow ops (single texts, QA windows with offsets, source/target pairs)."""
 
-from kerlm.preprocessing.sentencepiece import (SentencePiecePreprocessor, Seq2SeqPreprocessor,
-                                               learn_sentencepiece)
-from kerlm.preprocessing.spans import (QAPreprocessor, SentencePieceQAPreprocessor, best_spans,
-                                       byte_span, span_labels)
-from kerlm.preprocessing.wordpiece import (RESERVED_TOKENS, VOCABULARY_FILE, WordPiecePreprocessor,
-                                           checkpoint_vocabulary, is_cased, learn_vocabulary,
-                                           load_vocabulary, save_vocabulary, trim_batch)
+from kerlm.preprocessing.seq2seq import Seq2SeqPreprocessor
+from kerlm.preprocessing.spans import QAPreprocessor, best_spans, byte_span, span_labels
+from kerlm.preprocessing.text import TextPreprocessor, trim_batch
 
-__all__ = ["SentencePiecePreprocessor", "Seq2SeqPreprocessor", "learn_sentencepiece",
-           "QAPreprocessor", "SentencePieceQAPreprocessor", "best_spans", "byte_span",
-           "span_labels", "RESERVED_TOKENS", "VOCABULARY_FILE", "WordPiecePreprocessor",
-           "checkpoint_vocabulary", "is_cased", "learn_vocabulary", "load_vocabulary",
-           "save_vocabulary", "trim_batch"]
+__all__ = ["Seq2SeqPreprocessor", "QAPreprocessor", "best_spans", "byte_span", "span_labels",
+           "TextPreprocessor", "trim_batch"]

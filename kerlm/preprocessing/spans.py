@@ -1,50 +1,39 @@
-"""Extractive QA features in TensorFlow ops: WordPiece with character offsets, context
-windows with a document stride, and span decoding back to the exact context text.
+"""Extractive QA features in TensorFlow ops: question/context windows with a document
+stride for any tokenizer, with byte offsets, and span decoding back to the exact context
+text.
 
 Everything here runs inside `tf.data`, eagerly and in exported SavedModels (tensorflow-text
 ops only), so the served model takes raw question/context strings and returns the answer.
-
-Offsets: tensorflow-text's `BertTokenizer.tokenize_with_offsets` reports offsets into the
-*normalized* (case-folded, accent-stripped) text, which drift from the original on accented
-letters. So words are split on the original text (with offsets), each word is normalized and
-WordPiece-tokenized on its own, and a piece's offsets are mapped back into its word: a word's
-first piece starts where the word starts and its last piece ends where the word ends.
 """
-
-import base64
 
 import keras
 import numpy as np
 import tensorflow as tf
-import tensorflow_text
 
-from kerlm.preprocessing.sentencepiece import END_ID, PAD_ID, START_ID
-from kerlm.preprocessing.wordpiece import RESERVED_TOKENS
+from kerlm.preprocessing.text import tokenizer_with
 
-# keras-hub's WordPieceTokenizer splits on whitespace and keeps punctuation as tokens; these
-# are its ASCII ranges plus Unicode punctuation and symbols.
-_PUNCTUATION = r"[!-/]|[:-@]|[\[-`]|[{-~]|\p{P}|\p{S}"
-_DELIMITERS = r"\s|" + _PUNCTUATION
 NO_OFFSET = -1  # token_start / token_end of positions outside the context
 _NO_SPAN = -1e30  # the score of an invalid (start, end) pair
-# Characters SentencePiece folds into a piece's leading "▁" (its normalizer maps them to a
-# space or drops them); tensorflow-text's offsets include them.
-_SPACE = r"[\s\p{Z}\p{Cc}\p{Cf}]"
 
 
+@keras.saving.register_keras_serializable(package="kerlm")
 class QAPreprocessor(keras.layers.Layer):
-    """`(question, context)` strings → windows `[CLS] question [SEP] context part [SEP]`.
+    """`(question, context)` strings → windows `start question end context part end`
+    (`[CLS] … [SEP] … [SEP]` with WordPiece, `<s> … </s> … </s>` with SentencePiece).
 
     The question is cut to `max_query_length` pieces; a context that does not fit is split
     into overlapping windows that start every `doc_stride` pieces, so one example gives one
     or more rows. Each row also carries `example_index` (its row in the input batch) and the
     byte offsets `token_start`/`token_end` of its context pieces in the context string
-    (`NO_OFFSET` elsewhere), which `best_spans` turns back into answer text.
+    (the tokenizer's `tokenize_with_offsets`; `NO_OFFSET` elsewhere, and for pieces that
+    stand for no text), which `best_spans` turns back into answer text.
 
     Example:
-    >>> vocab = RESERVED_TOKENS + ["who", "wrote", "it", "?", "tolstoy", "war", "and",
-    ...                            "peace", "."]
-    >>> pre = QAPreprocessor(vocab, sequence_length=10, max_query_length=4, doc_stride=2)
+    >>> from kerlm.tokenizers import WordPieceTokenizer
+    >>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "who", "wrote", "it", "?",
+    ...          "tolstoy", "war", "and", "peace", "."]
+    >>> pre = QAPreprocessor(WordPieceTokenizer(vocab), sequence_length=10,
+    ...                      max_query_length=4, doc_stride=2)
     >>> rows = pre(tf.constant(["Who wrote it?"]), tf.constant(["Tolstoy wrote War and Peace."]))
     >>> rows["example_index"].numpy().tolist()  # 6 context pieces, 3 fit: 3 windows
     [0, 0, 0]
@@ -52,30 +41,30 @@ class QAPreprocessor(keras.layers.Layer):
     [2, 5, 6, 7, 8, 3, 10, 11, 12, 3]
     >>> rows["token_start"].numpy()[1].tolist()  # "War and Peace" at bytes 14, 18, 22
     [-1, -1, -1, -1, -1, -1, 14, 18, 22, -1]
+
+    With SentencePiece, offsets skip the whitespace tensorflow-text folds into a leading
+    `"▁"`, so an answer never starts or ends on whitespace:
+    >>> from kerlm.tokenizers import SentencePieceTokenizer
+    >>> tokenizer = SentencePieceTokenizer.learn(["Tolstoy wrote War and Peace.",
+    ...                                           "Who wrote War and Peace?"] * 30, 25)
+    >>> pre = QAPreprocessor(tokenizer, sequence_length=12, max_query_length=4, doc_stride=4)
+    >>> context = "Tolstoy  wrote War and Peace."
+    >>> rows = pre(tf.constant(["Who wrote it?"]), tf.constant([context]))
+    >>> rows["example_index"].numpy().tolist()  # 23 context pieces, 5 fit: 6 windows
+    [0, 0, 0, 0, 0, 0]
+    >>> rows["token_ids"].numpy()[0, [0, 5, 11]].tolist()  # <s> question </s> context </s>
+    [2, 3, 3]
+    >>> starts, ends = rows["token_start"].numpy()[-1], rows["token_end"].numpy()[-1]
+    >>> [context.encode()[s:e].decode() for s, e in zip(starts, ends) if s >= 0]
+    ['d', 'Peace', '.']
+    >>> int(starts[7])  # "▁Peace" starts after the space at byte 22
+    23
     """
 
-    def __init__(self, vocabulary, sequence_length, max_query_length=64, doc_stride=128,
-                 lowercase=True, **kwargs):
+    def __init__(self, tokenizer, sequence_length, max_query_length=64, doc_stride=128,
+                 **kwargs):
         super().__init__(**kwargs)
-        self._set_lengths(sequence_length, max_query_length, doc_stride)
-        self.vocabulary = list(vocabulary)
-        self.lowercase = lowercase
-        index = {token: i for i, token in enumerate(self.vocabulary)}
-        missing = [t for t in RESERVED_TOKENS[:4] if t not in index]
-        if missing:
-            raise ValueError(f"Vocabulary lacks the reserved tokens {missing}")
-        self.pad_id, self.cls_id, self.sep_id = index["[PAD]"], index["[CLS]"], index["[SEP]"]
-        self.tokenizer = tensorflow_text.FastWordpieceTokenizer(
-            self.vocabulary, suffix_indicator="##", max_bytes_per_word=100,
-            token_out_type=tf.int32, unknown_token="[UNK]", no_pretokenization=True,
-            support_detokenization=False)
-        self.built = True  # no weights: the vocabulary lives in the tokenizer's op
-
-    @property
-    def vocabulary_size(self):
-        return len(self.vocabulary)
-
-    def _set_lengths(self, sequence_length, max_query_length, doc_stride):
+        self.tokenizer = tokenizer_with(tokenizer, "pad_id", "start_id", "end_id")
         if max_query_length + 4 > sequence_length:
             raise ValueError(f"sequence_length={sequence_length} leaves no room for the "
                              f"context after a {max_query_length}-piece question")
@@ -84,36 +73,18 @@ class QAPreprocessor(keras.layers.Layer):
         self.sequence_length = sequence_length
         self.max_query_length = max_query_length
         self.doc_stride = doc_stride
+        self.built = True  # no weights
 
-    def tokenize_with_offsets(self, texts):
-        """Ragged `[batch, pieces]` ids and byte offsets `(start, end)` into each text."""
-        words, starts, ends = tensorflow_text.regex_split_with_offsets(
-            texts, _DELIMITERS, _PUNCTUATION)
-        normalized = words
-        if self.lowercase:  # as keras-hub's WordPieceTokenizer(lowercase, strip_accents)
-            normalized = tensorflow_text.case_fold_utf8(normalized)
-            normalized = tensorflow_text.normalize_utf8(normalized, "NFD")
-            normalized = tf.strings.regex_replace(normalized, r"\p{Mn}", "")
-        pieces, piece_starts, piece_ends = self.tokenizer.tokenize_with_offsets(normalized)
-        word_of_piece = pieces.values.value_rowids()  # index into the flat words
-        word_start = tf.gather(starts.flat_values, word_of_piece)
-        word_end = tf.gather(ends.flat_values, word_of_piece)
-        word_length = word_end - word_start
-        start = word_start + tf.minimum(piece_starts.flat_values, word_length)
-        end = word_start + tf.minimum(piece_ends.flat_values, word_length)
-        last = tf.equal(tf.range(tf.size(pieces.flat_values, tf.int64)),
-                        tf.gather(pieces.values.row_limits() - 1, word_of_piece))
-        end = tf.where(last, word_end, end)
-        splits = pieces.merge_dims(1, 2).row_splits
-        return (tf.RaggedTensor.from_row_splits(pieces.flat_values, splits),
-                tf.RaggedTensor.from_row_splits(start, splits),
-                tf.RaggedTensor.from_row_splits(end, splits))
+    @property
+    def vocabulary_size(self):
+        return self.tokenizer.vocabulary_size
 
     def call(self, question, context):
         """`{token_ids, padding_mask, segment_ids, token_start, token_end}` int32
         `[rows, sequence_length]` and `example_index` int32 `[rows]`."""
-        question_ids = self.tokenize_with_offsets(question)[0][:, :self.max_query_length]
-        context_ids, context_start, context_end = self.tokenize_with_offsets(context)
+        tokenizer = self.tokenizer
+        question_ids = tokenizer.tokenize_with_offsets(question)[0][:, :self.max_query_length]
+        context_ids, context_start, context_end = tokenizer.tokenize_with_offsets(context)
         question_length = tf.cast(question_ids.row_lengths(), tf.int32)
         context_length = tf.cast(context_ids.row_lengths(), tf.int32)
         room = self.sequence_length - 3 - question_length
@@ -133,8 +104,8 @@ class QAPreprocessor(keras.layers.Layer):
             return tf.ones_like(like, tf.int32) * value
 
         query = tf.gather(question_ids, example)
-        token_ids = tf.concat([fill(self.cls_id), query, fill(self.sep_id), window_ids,
-                               fill(self.sep_id)], axis=1)
+        start, end = fill(tokenizer.start_id), fill(tokenizer.end_id)
+        token_ids = tf.concat([start, query, end, window_ids, end], axis=1)
         segment_ids = tf.concat([fill(0), fill(0, query), fill(0), fill(1, window_ids),
                                  fill(1)], axis=1)
         offsets = []
@@ -143,7 +114,7 @@ class QAPreprocessor(keras.layers.Layer):
             offsets.append(tf.concat([fill(NO_OFFSET), fill(NO_OFFSET, query),
                                       fill(NO_OFFSET), window, fill(NO_OFFSET)], axis=1))
         shape = [None, self.sequence_length]
-        return {"token_ids": token_ids.to_tensor(self.pad_id, shape=shape),
+        return {"token_ids": token_ids.to_tensor(tokenizer.pad_id, shape=shape),
                 "padding_mask": tf.ones_like(token_ids, tf.int32).to_tensor(0, shape=shape),
                 "segment_ids": segment_ids.to_tensor(0, shape=shape),
                 "token_start": offsets[0].to_tensor(NO_OFFSET, shape=shape),
@@ -152,74 +123,7 @@ class QAPreprocessor(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(vocabulary=self.vocabulary, sequence_length=self.sequence_length,
-                      max_query_length=self.max_query_length, doc_stride=self.doc_stride,
-                      lowercase=self.lowercase)
-        return config
-
-
-class SentencePieceQAPreprocessor(QAPreprocessor):
-    """`QAPreprocessor` rows tokenized with a SentencePiece model, so QA shares one
-    vocabulary with translation and summarization: `<s>` (`START_ID`) stands for `[CLS]`,
-    `</s>` (`END_ID`) for `[SEP]`, `<pad>` for padding.
-
-    `proto` is the serialized model from `learn_sentencepiece` (or, as `get_config` stores
-    it, base64 text). tensorflow-text's offsets of a `"▁word"` piece include the whitespace
-    before the word, and a lone `"▁"` covers only whitespace; so a piece's offsets skip
-    leading (and trailing) whitespace, and pieces with no text left (a lone `"▁"`) get
-    `NO_OFFSET`: an answer never starts or ends on whitespace.
-
-    Example:
-    >>> from kerlm.preprocessing import learn_sentencepiece
-    >>> proto = learn_sentencepiece(["Tolstoy wrote War and Peace.", "Who wrote War and Peace?"]
-    ...                             * 30, 25)
-    >>> pre = SentencePieceQAPreprocessor(proto, sequence_length=12, max_query_length=4,
-    ...                                   doc_stride=4)
-    >>> context = "Tolstoy  wrote War and Peace."
-    >>> rows = pre(tf.constant(["Who wrote it?"]), tf.constant([context]))
-    >>> rows["example_index"].numpy().tolist()  # 23 context pieces, 5 fit: 6 windows
-    [0, 0, 0, 0, 0, 0]
-    >>> rows["token_ids"].numpy()[0, [0, 5, 11]].tolist()  # <s> question </s> context </s>
-    [2, 3, 3]
-    >>> starts, ends = rows["token_start"].numpy()[-1], rows["token_end"].numpy()[-1]
-    >>> [context.encode()[s:e].decode() for s, e in zip(starts, ends) if s >= 0]
-    ['d', 'Peace', '.']
-    >>> int(starts[7])  # "▁Peace" starts after the space at byte 22
-    23
-    """
-
-    def __init__(self, proto, sequence_length, max_query_length=64, doc_stride=128,
-                 **kwargs):
-        keras.layers.Layer.__init__(self, **kwargs)  # no WordPiece vocabulary to check
-        self._set_lengths(sequence_length, max_query_length, doc_stride)
-        self.proto = base64.b64decode(proto) if isinstance(proto, str) else bytes(proto)
-        self.pad_id, self.cls_id, self.sep_id = PAD_ID, START_ID, END_ID
-        self.tokenizer = tensorflow_text.SentencepieceTokenizer(model=self.proto,
-                                                                out_type=tf.int32)
-        self.built = True  # no weights: the vocabulary lives in the tokenizer's op
-
-    @property
-    def vocabulary_size(self):
-        return int(self.tokenizer.vocab_size())
-
-    def tokenize_with_offsets(self, texts):
-        """Ragged `[batch, pieces]` ids and byte offsets `(start, end)` into each text, without
-        the whitespace of a leading `"▁"`; `NO_OFFSET` for whitespace-only pieces."""
-        ids, starts, ends = self.tokenizer.tokenize_with_offsets(texts)
-        start, end = starts.flat_values, ends.flat_values
-        piece = tf.strings.substr(tf.gather(texts, ids.value_rowids()), start, end - start)
-        left = tf.strings.regex_replace(piece, "^" + _SPACE + "+", "")
-        text = tf.strings.regex_replace(left, _SPACE + "+$", "")
-        start = end - tf.cast(tf.strings.length(left), end.dtype)
-        end = start + tf.cast(tf.strings.length(text), end.dtype)
-        empty = tf.equal(start, end)
-        start = tf.where(empty, tf.constant(NO_OFFSET, end.dtype), start)
-        end = tf.where(empty, tf.constant(NO_OFFSET, end.dtype), end)
-        return ids, ids.with_flat_values(start), ids.with_flat_values(end)
-
-    def get_config(self):
-        config = keras.layers.Layer.get_config(self)
-        config.update(proto=base64.b64encode(self.proto).decode("ascii"),
+        config.update(tokenizer=keras.layers.serialize(self.tokenizer),
                       sequence_length=self.sequence_length,
                       max_query_length=self.max_query_length, doc_stride=self.doc_stride)
         return config

@@ -4,6 +4,7 @@ import abc
 import os
 import warnings
 
+from kerlm import tokenizers
 from kerlm.config import ConfigError, check_model
 from kerlm.data import readers
 
@@ -68,54 +69,27 @@ class Task(abc.ABC):
     """
 
     name = None
-    # A SentencePiece model (serialized proto) a multi-task run gives all its tasks, so
-    # that they share one vocabulary (and so one token embedding); None: the task's own.
+    # The tokenizer a multi-task run gives all its tasks, so that they share one
+    # vocabulary (and so one token embedding); None: the task's own.
     shared_vocabulary = None
 
     def __init__(self, config):
         self.config = config
 
     def vocabulary(self, learn):
-        """The vocabulary to train with: the multi-task run's shared SentencePiece proto;
-        else a `--model` directory's (its `sentencepiece.model` proto, else its WordPiece
-        list); else `learn()`'s."""
-        from kerlm import preprocessing  # noqa: PLC0415
-
+        """The tokenizer to train with: the multi-task run's shared one; else a `--model`
+        directory's (`kerlm.tokenizers.load`); else `learn()`'s. Save it with
+        `tokenizer.save(model_dir)`; `restore` reloads it with `tokenizers.load(model_dir)`."""
         if self.shared_vocabulary is not None:
             return self.shared_vocabulary
         preset = self.config.model.preset
         if check_model(preset) == "directory":
-            path = os.path.join(preset, preprocessing.sentencepiece.MODEL_FILE)
-            if os.path.exists(path):
-                with open(path, "rb") as f:
-                    return f.read()
-            return preprocessing.checkpoint_vocabulary(preset)
+            try:
+                return tokenizers.load(preset)
+            except ValueError as e:
+                raise ConfigError(f"--model: {e}, which the task needs to tokenize text for "
+                                  "its backbone") from e
         return learn()
-
-    @staticmethod
-    def save_vocabulary(vocabulary, model_dir):
-        """Write a WordPiece list as `vocab.txt` or a SentencePiece proto as
-        `sentencepiece.model` in `model_dir`."""
-        from kerlm import preprocessing  # noqa: PLC0415
-
-        os.makedirs(model_dir, exist_ok=True)
-        if isinstance(vocabulary, bytes):
-            with open(os.path.join(model_dir, preprocessing.sentencepiece.MODEL_FILE), "wb") as f:
-                f.write(vocabulary)
-        else:
-            preprocessing.save_vocabulary(
-                vocabulary, os.path.join(model_dir, preprocessing.VOCABULARY_FILE))
-
-    @staticmethod
-    def load_vocabulary(model_dir):
-        """What `save_vocabulary` wrote: a WordPiece list or a SentencePiece proto."""
-        from kerlm import preprocessing  # noqa: PLC0415
-
-        path = os.path.join(model_dir, preprocessing.VOCABULARY_FILE)
-        if os.path.exists(path):
-            return preprocessing.load_vocabulary(path)
-        with open(os.path.join(model_dir, preprocessing.sentencepiece.MODEL_FILE), "rb") as f:
-            return f.read()
 
     def num_examples(self, records):
         """How many training examples `records` holds (for logging)."""

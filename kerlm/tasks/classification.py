@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerlm import baselines, heads, models, preprocessing
+from kerlm import baselines, heads, models, preprocessing, tokenizers
 from kerlm.config import ConfigError, check_model
 from kerlm.data import uci_sentiment
 from kerlm.data.classification import LabelVocabulary, texts_and_labels
@@ -59,27 +59,21 @@ class ClassificationTask(Task):
                 raise ConfigError(f"--pooling=first is meaningless for --model="
                                   f"{model_config.preset}, a decoder-only (causal) backbone; "
                                   "use --pooling=last or --pooling=mean")
-        vocabulary = self.vocabulary(lambda: preprocessing.learn_vocabulary(
+        tokenizer = self.vocabulary(lambda: tokenizers.WordPieceTokenizer.learn(
             self.vocabulary_texts(train_records), model_config.vocabulary_size))
         self.labels = LabelVocabulary.from_records(train_records, self.fields()[1])
         os.makedirs(model_dir, exist_ok=True)
         self.labels.save(os.path.join(model_dir, LABELS_FILE))
-        self.save_vocabulary(vocabulary, model_dir)
-        self._make_preprocessor(vocabulary)
+        tokenizer.save(model_dir)
+        self._make_preprocessor(tokenizer)
 
     def restore(self, model_dir):
         self.labels = LabelVocabulary.load(os.path.join(model_dir, LABELS_FILE))
-        self._make_preprocessor(self.load_vocabulary(model_dir))
+        self._make_preprocessor(tokenizers.load(model_dir))
 
-    def _make_preprocessor(self, vocabulary):
-        """WordPiece features for a vocabulary list, SentencePiece ones for a proto."""
+    def _make_preprocessor(self, tokenizer):
         sequence_length = self.config.model.sequence_length
-        if isinstance(vocabulary, bytes):
-            self.preprocessor = preprocessing.SentencePiecePreprocessor(vocabulary,
-                                                                        sequence_length)
-        else:
-            self.preprocessor = preprocessing.WordPiecePreprocessor(
-                vocabulary, sequence_length, lowercase=not preprocessing.is_cased(vocabulary))
+        self.preprocessor = preprocessing.TextPreprocessor(tokenizer, sequence_length)
 
     # Features -----------------------------------------------------------------------------
     def _features(self, texts):

@@ -7,9 +7,8 @@ import os
 
 import tensorflow as tf
 
-from kerlm import heads, models
+from kerlm import heads, models, tokenizers
 from kerlm.config import MIXTURES, ConfigError, apply_overrides
-from kerlm.preprocessing import sentencepiece
 from kerlm.tasks.base import Task, build_backbone
 
 # The SavedModel signature of each task's head in the multi-task export.
@@ -142,20 +141,21 @@ class MultiTask(Task):
 
     def prepare(self, train_records, model_dir):
         """One SentencePiece model learned on every task's texts, shared by all tasks."""
-        proto = self.vocabulary(lambda: sentencepiece.learn_sentencepiece(
+        tokenizer = self.vocabulary(lambda: tokenizers.SentencePieceTokenizer.learn(
             self.vocabulary_texts(train_records), self.config.model.vocabulary_size))
-        if not isinstance(proto, bytes):
-            raise ConfigError(f"--model={self.config.model.preset} has a WordPiece vocabulary;"
-                              " a multi-task model shares a SentencePiece one (give a preset "
-                              "or a multi-task run's backbone/)")
+        if not tokenizer.reversible:
+            raise ConfigError(f"--model={self.config.model.preset} has a "
+                              f"{type(tokenizer).__name__}, which does not detokenize "
+                              "exactly; a multi-task model shares a SentencePiece vocabulary "
+                              "(give a preset or a multi-task run's backbone/)")
         for name, task in self.tasks.items():
-            task.shared_vocabulary = proto
+            task.shared_vocabulary = tokenizer
             task.prepare(train_records[name], model_dir)
 
     def restore(self, model_dir):
-        proto = self.load_vocabulary(model_dir)
+        tokenizer = tokenizers.load(model_dir)
         for task in self.tasks.values():
-            task.shared_vocabulary = proto
+            task.shared_vocabulary = tokenizer
             task.restore(model_dir)
 
     # Features -----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerlm import baselines, heads, models, preprocessing
+from kerlm import baselines, heads, models, preprocessing, tokenizers
 from kerlm.config import ConfigError, check_model
 from kerlm.data import cloze, squad, wiki_cloze_qa
 from kerlm.metrics import squad_report
@@ -73,13 +73,13 @@ class QATask(Task):
         model_config = self.config.model
         if check_model(model_config.preset) == "preset":
             self._check_backbone_kind(models.presets.get_preset(model_config.preset)["class"])
-        vocabulary = self.vocabulary(lambda: preprocessing.learn_vocabulary(
+        tokenizer = self.vocabulary(lambda: tokenizers.WordPieceTokenizer.learn(
             self.vocabulary_texts(train_records), model_config.vocabulary_size))
         self.allow_null = any(not r.fields["answers"] for r in train_records)
-        self.save_vocabulary(vocabulary, model_dir)
+        tokenizer.save(model_dir)
         with open(os.path.join(model_dir, QA_FILE), "w") as f:
             json.dump({"allow_null": self.allow_null}, f)
-        self._make_preprocessor(vocabulary)
+        self._make_preprocessor(tokenizer)
 
     def _check_backbone_kind(self, kind):
         if kind == "DecoderBackbone":
@@ -90,20 +90,14 @@ class QATask(Task):
     def restore(self, model_dir):
         with open(os.path.join(model_dir, QA_FILE)) as f:
             self.allow_null = json.load(f)["allow_null"]
-        self._make_preprocessor(self.load_vocabulary(model_dir))
+        self._make_preprocessor(tokenizers.load(model_dir))
 
-    def _make_preprocessor(self, vocabulary):
-        """WordPiece windows for a vocabulary list, SentencePiece ones for a proto."""
+    def _make_preprocessor(self, tokenizer):
         data, model = self.config.data, self.config.model
         options = dict(max_query_length=data.max_query_length, doc_stride=data.doc_stride)
         try:
-            if isinstance(vocabulary, bytes):
-                self.preprocessor = preprocessing.SentencePieceQAPreprocessor(
-                    vocabulary, model.sequence_length, **options)
-            else:
-                self.preprocessor = preprocessing.QAPreprocessor(
-                    vocabulary, model.sequence_length,
-                    lowercase=not preprocessing.is_cased(vocabulary), **options)
+            self.preprocessor = preprocessing.QAPreprocessor(tokenizer, model.sequence_length,
+                                                             **options)
         except ValueError as e:
             raise ConfigError(f"--sequence_length={model.sequence_length} "
                               f"--max_query_length={data.max_query_length} "

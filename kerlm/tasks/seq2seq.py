@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerlm import baselines, heads, models
+from kerlm import baselines, heads, models, tokenizers
 from kerlm.callbacks import GenerationExamples
 from kerlm.config import ConfigError, check_model
 from kerlm.data import embedded
@@ -12,9 +12,9 @@ from kerlm.data.batching import batch_features, bucketed_batches, sequence_ids
 from kerlm.generation import get_sampler
 from kerlm.heads.losses import SmoothedSparseCrossentropy
 from kerlm.metrics import generation_report
-from kerlm.preprocessing import sentencepiece
-from kerlm.preprocessing.sentencepiece import END_ID, START_ID, Seq2SeqPreprocessor
+from kerlm.preprocessing import Seq2SeqPreprocessor
 from kerlm.tasks.base import Task, build_backbone
+from kerlm.tokenizers.sentence_piece import END_ID, START_ID
 
 EXAMPLES = 4  # source / reference / output triples shown in reports and TensorBoard
 
@@ -44,14 +44,15 @@ class Seq2SeqTask(Task):
         preset = self.config.model.preset
         if check_model(preset) == "preset":
             self._check_backbone_kind(models.presets.get_preset(preset)["class"])
-        vocabulary = self.vocabulary(lambda: sentencepiece.learn_sentencepiece(
+        tokenizer = self.vocabulary(lambda: tokenizers.SentencePieceTokenizer.learn(
             self.vocabulary_texts(train_records), self.config.model.vocabulary_size))
-        if not isinstance(vocabulary, bytes):
-            raise ConfigError(f"--model={preset} has a WordPiece vocabulary; --task="
-                              f"{self.name} generates text with a SentencePiece one (give a "
-                              "kerlm seq2seq or multi-task run's backbone/, or a preset)")
-        self.save_vocabulary(vocabulary, model_dir)
-        self._make_preprocessor(vocabulary)
+        if not tokenizer.reversible:
+            raise ConfigError(f"--model={preset} has a {type(tokenizer).__name__}, which "
+                              f"does not detokenize exactly; --task={self.name} generates "
+                              "text with a SentencePiece vocabulary (give a kerlm seq2seq or "
+                              "multi-task run's backbone/, or a preset)")
+        tokenizer.save(model_dir)
+        self._make_preprocessor(tokenizer)
 
     def _check_backbone_kind(self, kind):
         if kind != "EncoderDecoderBackbone":
@@ -62,11 +63,11 @@ class Seq2SeqTask(Task):
                               f"{', '.join(encdec)}")
 
     def restore(self, model_dir):
-        self._make_preprocessor(self.load_vocabulary(model_dir))
+        self._make_preprocessor(tokenizers.load(model_dir))
 
-    def _make_preprocessor(self, proto):
+    def _make_preprocessor(self, tokenizer):
         model = self.config.model
-        self.preprocessor = Seq2SeqPreprocessor(proto, model.sequence_length,
+        self.preprocessor = Seq2SeqPreprocessor(tokenizer, model.sequence_length,
                                                 model.target_sequence_length)
 
     # Features -----------------------------------------------------------------------------
