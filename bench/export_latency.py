@@ -2,8 +2,8 @@
 
 1. Trains a throw-away sentiment run (`encoder_tiny`, 2 steps; weights don't matter for
    latency) with `apps/train.py` in a subprocess and exports it (skipped with --run_dir).
-2. In this process: loads the run as the apps do (`tasks.get_task(Config.load(d))`,
-   `task.restore(d)`, `training.load_model(d)`) and times the same serving `tf.function` the
+2. In this process: loads the run as the apps do (`tasks.restore_task(d)`,
+   `training.load_model(d)`) and times the same serving `tf.function` the
    export uses, `task.serving_functions(model)["serving_default"](tf.constant(texts))`:
    tokenizer + model on raw strings in one graph. Also, for reference, `task.predict` (the
    Keras `model.predict` loop the apps use).
@@ -132,7 +132,7 @@ def main(argv=None):
     export_path = args.export_path or find_export(args.run_dir)
 
     import tensorflow as tf
-    from kerlm import config, tasks, training
+    from kerlm import tasks, training
     from kerlm.data import uci_sentiment
 
     texts = [r.fields["text"] for r in uci_sentiment.load("test")]
@@ -144,8 +144,7 @@ def main(argv=None):
 
     # In-process: the serving tf.function the export is made of.
     start = time.perf_counter()
-    task = tasks.get_task(config.Config.load(args.run_dir))
-    task.restore(args.run_dir)
+    task = tasks.restore_task(args.run_dir)
     model = training.load_model(args.run_dir)
     serve = task.serving_functions(model)[0]["serving_default"]
     load_in_process = time.perf_counter() - start

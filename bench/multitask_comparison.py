@@ -58,10 +58,9 @@ def export_sizes(model_dir):
     exported one by one, each with its own copy of the backbone."""
     import tempfile  # noqa: PLC0415
 
-    from kerlm import config, export, tasks, training  # noqa: PLC0415 (imports TensorFlow)
+    from kerlm import export, tasks, training  # noqa: PLC0415 (imports TensorFlow)
 
-    task = tasks.get_task(config.Config.load(model_dir))
-    task.restore(model_dir)
+    task = tasks.restore_task(model_dir)
     model = training.load_model(model_dir)
     with tempfile.TemporaryDirectory() as tmp:
         multi = export.export_task(task, model, tmp)

@@ -5,8 +5,9 @@
 
 Times, in fresh processes taking turns, the wall time of
 `echo "great phone" | python apps/predict.py --model_dir=RUN --input_file=-` and of the
-old path (what predict.py did before: `kerlm.training` imported for `load_model`, the
-serving function traced for the one text); then one process's time per phase. Not run by
+old path (what predict.py did before: the serving function traced for the one text, and
+then also TensorBoard's hparams plugin imported with `kerlm.training`, now imported only
+when training writes hparams); then one process's time per phase. Not run by
 CI: the figures depend on the machine and its load (best and median are printed).
 """
 
@@ -24,9 +25,8 @@ TEXT = "great phone\n"
 # predict.py before the start-up work, as a script (the baseline).
 OLD_PATH = r"""
 import json, sys
-from kerlm import config, tasks, training
-task = tasks.get_task(config.Config.load(sys.argv[1]))
-task.restore(sys.argv[1])
+from kerlm import tasks, training
+task = tasks.restore_task(sys.argv[1])
 texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
 for text, answer in zip(texts, task.predict(training.load_model(sys.argv[1]), texts)):
     print(json.dumps({"text": text, **answer}))
@@ -43,10 +43,9 @@ def lap(name):
 import tensorflow as tf; lap("import tensorflow")
 import tensorflow_text; lap("import tensorflow_text (tokenizer ops)")
 import keras_hub; lap("import keras_hub (kerlm.heads -> kerlm.generation)")
-from kerlm import apps, config, preprocessing, tasks; lap("import kerlm.tasks")
-import kerlm.training; lap("import kerlm.training (TensorBoard hparams)")
-task = tasks.get_task(config.Config.load(sys.argv[1])); task.restore(sys.argv[1]); lap("restore (vocabulary, labels)")
-model = apps.load_model(sys.argv[1]); lap("load model.keras")
+from kerlm import tasks, training; lap("import kerlm.tasks, kerlm.training")
+task = tasks.restore_task(sys.argv[1]); lap("restore (vocabulary, labels)")
+model = training.load_model(sys.argv[1]); lap("load model.keras")
 task.predict(model, ["great phone"]); lap("first call, serving function traced")
 tf.config.run_functions_eagerly(True)
 task.predict(model, ["great phone"]); lap("the same call eagerly")

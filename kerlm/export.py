@@ -19,6 +19,12 @@ import socket
 import time
 import uuid
 
+import keras
+import numpy as np
+from absl import logging
+
+from kerlm.serving import warmup
+
 FINGERPRINT_FILE = os.path.join("assets.extra", "kerlm_fingerprint.json")
 # Part of the fingerprint: raise it when kerlm's export of the same model changes (new
 # signatures or outputs), so that the next export writes a new version.
@@ -83,8 +89,6 @@ def remove_stale_temporaries(base, now=None):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     if removed:
-        from absl import logging  # noqa: PLC0415
-
         logging.info("Removed %d abandoned temporary export directories: %s", len(removed),
                      ", ".join(removed))
     return removed
@@ -93,8 +97,6 @@ def remove_stale_temporaries(base, now=None):
 # Fingerprints -------------------------------------------------------------------------------
 def _jsonable(value):
     """A JSON stand-in for config values json cannot write (arrays, bytes, dtypes...)."""
-    import numpy as np  # noqa: PLC0415
-
     if isinstance(value, (bytes, bytearray)):
         return hashlib.sha256(value).hexdigest()
     if isinstance(value, np.ndarray):
@@ -123,9 +125,6 @@ def fingerprint(task, model, name, functions=None, trackables=None):
     Equal for the model `apps/train.py` has in memory and the one `apps/export.py` loads
     from `model.keras`, and for a finished run trained again (which trains no further).
     """
-    import keras  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
-
     if functions is None:
         functions, trackables = task.serving_functions(model)
     digest = hashlib.sha256()
@@ -180,8 +179,6 @@ def _store_weights_once(archive):
     (keras-team/keras#23553, open). The collections are replaced, not mutated in place:
     a tracked list edited in place refuses to save.
     """
-    import keras  # noqa: PLC0415
-
     tracked = archive._tf_trackable  # noqa: SLF001 (the collections' owner; no public way)
     for name in ("variables", "trainable_variables", "non_trainable_variables"):
         setattr(tracked, name, [v.value if isinstance(v, keras.Variable) else v
@@ -238,10 +235,6 @@ def export_message(path, written):
 
 
 def _write_version(task, model, base, name, functions, trackables, digest=None):
-    import keras  # noqa: PLC0415
-
-    from kerlm.serving import warmup  # noqa: PLC0415
-
     archive = keras.export.ExportArchive()
     for obj in [model, *trackables]:
         archive.track(obj)

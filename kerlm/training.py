@@ -5,16 +5,13 @@ import math
 import os
 import shutil
 import time
-import warnings
 
 import keras
 import tensorflow as tf
 from absl import logging
-from tensorboard.plugins.hparams import api as hparams_api
 
-from kerlm import tokenizers
-from kerlm.config import (RESUMABLE_FIELDS, Config, ConfigError, apply_overrides, check_model,
-                          diff)
+from kerlm import tasks, tokenizers
+from kerlm.config import CONFIG_FILE, ConfigError, apply_overrides, diff
 
 CHECKPOINT_DIR = "checkpoints"
 MODEL_FILE = "model.keras"
@@ -52,14 +49,19 @@ def resolve_config(model_dir, config, explicit):
     """The config to train with: the one saved in `model_dir` if there is one.
 
     `explicit` holds the `"section.field"` names the user set on the command line; they
-    override the saved config only where `RESUMABLE_FIELDS` allows (e.g. more epochs).
-    Returns `(config, resuming)`.
+    override the saved config only where the field is resumable (e.g. more epochs,
+    decoding options). Returns `(config, resuming)`.
     """
-    if not os.path.exists(os.path.join(model_dir, "config.json")):
+    if not os.path.exists(os.path.join(model_dir, CONFIG_FILE)):
         return config, False
-    saved = Config.load(model_dir)
+    saved = tasks.load_config(model_dir)
+    if saved.task != config.task and "task" in explicit:
+        raise ConfigError(f"{model_dir} holds a --task={saved.task} run; use a new "
+                          f"--model_dir to train --task={config.task}")
+    if saved.task != config.task:  # --task left at its default: the saved run's task
+        return saved, True
     changed = {k: v for k, v in diff(saved, config).items() if k in explicit}
-    bad = {k: v for k, v in changed.items() if k not in RESUMABLE_FIELDS}
+    bad = {k: v for k, v in changed.items() if not saved.resumable(k)}
     if bad:
         details = ", ".join(f"{k}: saved {a!r}, given {b!r}" for k, (a, b) in sorted(bad.items()))
         raise ConfigError(f"{model_dir} holds a run with a different config ({details}); "
@@ -80,36 +82,58 @@ def make_optimizer(train_config, total_steps):
     return optimizer
 
 
+class TokenCounter:
+    """Counts the real tokens of the batches a dataset yields (`count(dataset, task)`), from
+    the batches' own masks (`task.num_tokens`), so tokens/s needs no second pass over
+    the data and works on streams. Batches waiting in the prefetch buffer are counted when
+    produced: over a logging interval of many steps the rate is that of training."""
+
+    def __init__(self):
+        with tf.device("/cpu:0"):
+            self.tokens = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def count(self, dataset, task):
+        def counted(*batch):
+            self.tokens.assign_add(tf.cast(task.num_tokens(batch[0]), tf.int64))
+            return batch
+        return dataset.map(counted)
+
+
 class ProgressLogger(keras.callbacks.Callback):
-    """Every N steps: a log line and TensorBoard scalars for loss, learning rate, tokens/s.
+    """Every N steps: a log line (loss, learning rate, tokens/s, ETA) and TensorBoard
+    scalars; at `total_steps` it stops training (so `--train_steps` is exact).
 
     The loss is the running mean over the epoch so far (what Keras passes to callbacks).
-
-    Tokens/s counts real (non-pad) tokens: examples/s × the training set's mean length.
+    Tokens/s counts real (non-pad) tokens, read from a `TokenCounter`.
     """
 
-    def __init__(self, log_dir, every_steps, batch_size, mean_tokens, total_steps):
+    def __init__(self, log_dir, every_steps, counter, total_steps):
         super().__init__()
         self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "train"))
         self.every_steps = every_steps
-        self.tokens_per_step = batch_size * mean_tokens
+        self.counter = counter
         self.total_steps = total_steps
         self._last = None
 
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.model.optimizer.iterations.numpy())
-        now = time.perf_counter()
+        if step >= self.total_steps:
+            self.model.stop_training = True
+        now, tokens = time.perf_counter(), int(self.counter.tokens.numpy())
         if self._last is None:
-            self._last = (step, now)
+            self._last = (step, now, tokens)
             return
         if step % self.every_steps and step != self.total_steps:
             return
-        tokens_per_sec = (step - self._last[0]) * self.tokens_per_step / max(now - self._last[1], 1e-9)
-        self._last = (step, now)
+        seconds = max(now - self._last[1], 1e-9)
+        tokens_per_sec = (tokens - self._last[2]) / seconds
+        eta = (self.total_steps - step) * seconds / max(step - self._last[0], 1)
+        self._last = (step, now, tokens)
         learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         loss = float(logs.get("loss", float("nan")))
-        logging.info("step %d/%d  loss %.4f  lr %.2e  %.0f tokens/s", step, self.total_steps,
-                     loss, learning_rate, tokens_per_sec)
+        logging.info("step %d/%d  loss %.4f  lr %.2e  %.0f tokens/s  ETA %s", step,
+                     self.total_steps, loss, learning_rate, tokens_per_sec,
+                     _duration(eta))
         with self.writer.as_default(step=step):
             tf.summary.scalar("tokens_per_sec", tokens_per_sec)
             tf.summary.scalar("learning_rate", learning_rate)
@@ -117,11 +141,43 @@ class ProgressLogger(keras.callbacks.Callback):
         self.writer.flush()
 
 
+def _duration(seconds):
+    """`1h02m`, `3m05s` or `42s`.
+
+    >>> _duration(3725), _duration(185), _duration(42.4)
+    ('1h02m', '3m05s', '42s')
+    """
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
 def write_hparams(log_dir, config):
     """Record the run's hyper-parameters in TensorBoard's hparams plugin."""
+    # Imported here: the plugin costs the apps that only load a model (predict) start-up.
+    from tensorboard.plugins.hparams import api as hparams_api  # noqa: PLC0415
     with tf.summary.create_file_writer(os.path.join(log_dir, "hparams")).as_default():
         hparams_api.hparams({k: (v if isinstance(v, (bool, int, float, str)) else str(v))
                              for k, v in config.flat().items()})
+
+
+def step_budget(task, train_ds):
+    """`(epochs, steps_per_epoch, total_steps)` of a run: `--epochs` whole passes, or
+    exactly `--train_steps` steps (epochs of one pass each, the last one cut short). A
+    stream (a dataset of unknown or infinite size) needs `--train_steps`: one epoch."""
+    config = task.config
+    batches, steps = int(train_ds.cardinality()), config.train.train_steps
+    if batches <= 0:
+        if not steps:
+            raise ConfigError(f"--task={config.task} streams its training data (its size "
+                              "is unknown): give --train_steps")
+        return 1, steps, steps
+    if steps:
+        return math.ceil(steps / min(batches, steps)), min(batches, steps), steps
+    return config.train.epochs, batches, config.train.epochs * batches
 
 
 def train(task, model_dir, strategy=None):
@@ -131,11 +187,14 @@ def train(task, model_dir, strategy=None):
     `config.json`, the task's assets, `model.keras` and TensorBoard logs under `logs/`.
     """
     config = task.config
-    # A head that mean-pools leaves the backbone's BERT pooler unused: expected, not a bug.
-    warnings.filterwarnings("ignore", message="Gradients do not exist for variables.*pooled_dense")
     keras.utils.set_random_seed(config.train.seed)
     strategy = strategy or get_strategy(config.train.strategy)
     resuming = os.path.exists(os.path.join(model_dir, CHECKPOINT_DIR))
+    if config.train.freeze_backbone and not os.path.isdir(config.model.preset):
+        raise ConfigError("--freeze_backbone keeps a trained backbone fixed: give "
+                          "--model=a directory with its weights (e.g. "
+                          f"MODEL_DIR/{BACKBONE_DIR} of an earlier run)")
+    task.check_model_flag()
     train_records = task.read("train")
     if resuming:
         task.restore(model_dir)
@@ -143,39 +202,28 @@ def train(task, model_dir, strategy=None):
         task.prepare(train_records, model_dir)
     config.save(model_dir)
     train_ds = task.dataset(train_records, training=True)
-    dev_records = task.read("dev")
-    dev_ds = task.dataset(dev_records, training=False)
-    batches = int(train_ds.cardinality())  # QA windows: more rows than records
-    steps_per_epoch = batches if batches > 0 else math.ceil(task.num_examples(train_records) /
-                                                            config.train.batch_size)
-    epochs = config.train.epochs
-    if config.train.train_steps:
-        epochs = math.ceil(config.train.train_steps / steps_per_epoch)
-        steps_per_epoch = math.ceil(config.train.train_steps / epochs)
+    dev_ds = task.dataset(task.read("dev"), training=False)
+    epochs, steps_per_epoch, total_steps = step_budget(task, train_ds)
+    if config.train.train_steps and int(train_ds.cardinality()) > 0:
         train_ds = train_ds.repeat()
-    total_steps = epochs * steps_per_epoch
-    mean_tokens = task.mean_tokens(train_records)
-    logging.info("Training %s: %d examples (%.1f tokens on average), %d epochs × %d steps, "
-                 "%d replica(s)", config.task, task.num_examples(train_records), mean_tokens,
-                 epochs, steps_per_epoch, strategy.num_replicas_in_sync)
+    counter = TokenCounter()
+    train_ds = counter.count(train_ds, task)
+    logging.info("Training %s: %s examples, %d steps (%d epoch(s) of %d), %d replica(s)",
+                 config.task, task.num_examples(train_records), total_steps, epochs,
+                 steps_per_epoch, strategy.num_replicas_in_sync)
 
     with strategy.scope():
-        model = task.build_model()
+        model = task.new_model()
         if config.train.freeze_backbone:
-            if check_model(config.model.preset) != "directory":
-                raise ConfigError("--freeze_backbone keeps a trained backbone fixed: give "
-                                  "--model=a directory with its weights (e.g. "
-                                  f"MODEL_DIR/{BACKBONE_DIR} of an earlier run)")
             model.backbone.trainable = False
-        model.compile(optimizer=make_optimizer(config.train, total_steps), **task.compile_args())
+        task.compile_model(model, make_optimizer(config.train, total_steps))
     log_dir = os.path.join(model_dir, LOG_DIR)
     write_hparams(log_dir, config)
     callbacks = [
         keras.callbacks.BackupAndRestore(os.path.join(model_dir, CHECKPOINT_DIR),
                                          delete_checkpoint=False, double_checkpoint=True),
         keras.callbacks.TensorBoard(log_dir=log_dir),
-        ProgressLogger(log_dir, config.train.log_every_steps, config.train.batch_size,
-                       mean_tokens, total_steps),
+        ProgressLogger(log_dir, config.train.log_every_steps, counter, total_steps),
         *task.callbacks(log_dir),
     ]
     start = time.perf_counter()
@@ -207,8 +255,8 @@ def save_model(model, model_dir):
 
 
 def load_model(model_dir):
-    """The trained model saved by `train`."""
-    import kerlm.heads  # noqa: F401, PLC0415 (registers the head classes for loading)
+    """The trained model saved by `train` (the head classes are registered for loading by
+    `kerlm.heads`, which the tasks import)."""
     path = os.path.join(model_dir, MODEL_FILE)
     if not os.path.exists(path):
         raise ConfigError(f"{path} not found: train a model into {model_dir} first")

@@ -14,6 +14,16 @@ import tensorflow as tf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEXT = tf.TensorSpec([None], tf.string, name="text")
+# Fixtures that train a model through apps/train.py or start model servers: every test
+# using one is `slow` (`pytest -m "not slow"` is the fast set; CI runs everything).
+SLOW_FIXTURES = {"trained_run", "multitask_run", "qa_run", "translation_run", "servers",
+                 "served"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def run_app(name, *args, check=True, input=None, env=None, timeout=600):

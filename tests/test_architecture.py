@@ -32,14 +32,6 @@ TIERS = {
 # Where `kerlm.config` may be imported (besides itself).
 CONFIG_USERS = ("kerlm.tasks", "kerlm.training", "kerlm.apps", "kerlm.export")
 
-# Violations in files being rewritten now (issue 15): expected to fail until those land.
-KNOWN = {}
-KNOWN_CYCLES = {
-    ("kerlm.tasks", "kerlm.tasks.multitask"): "kerlm/tasks/multitask.py imports kerlm.tasks "
-                                              "in a function; the task registry removes it",
-}
-
-
 def _modules():
     """`{dotted name: path}` of every module under kerlm/ (packages by their name)."""
     modules = {}
@@ -146,22 +138,10 @@ def config_violations(graph, module):
 GRAPH = import_graph()
 
 
-def _params():
-    return [pytest.param(m, marks=pytest.mark.xfail(strict=False, reason=KNOWN[m]))
-            if m in KNOWN else m for m in sorted(GRAPH)]
-
-
 def test_no_import_cycles():
-    found = [c for c in cycles(GRAPH) if tuple(c) not in KNOWN_CYCLES]
+    found = cycles(GRAPH)
     assert not found, "import cycles inside kerlm:\n" + "\n".join(
         " <-> ".join(c) for c in found)
-
-
-@pytest.mark.parametrize("component", [
-    pytest.param(c, marks=pytest.mark.xfail(strict=False, reason=reason))
-    for c, reason in KNOWN_CYCLES.items()])
-def test_known_cycles_are_gone(component):
-    assert list(component) not in cycles(GRAPH)
 
 
 def test_every_module_has_a_tier():
@@ -169,12 +149,12 @@ def test_every_module_has_a_tier():
         "give these modules a tier in tests/test_architecture.py TIERS"
 
 
-@pytest.mark.parametrize("module", _params())
+@pytest.mark.parametrize("module", sorted(GRAPH))
 def test_no_lower_tier_imports_a_higher_one(module):
     assert tier_violations(GRAPH, module) == []
 
 
-@pytest.mark.parametrize("module", _params())
+@pytest.mark.parametrize("module", sorted(GRAPH))
 def test_config_is_imported_only_by_tasks_training_export_and_apps(module):
     assert config_violations(GRAPH, module) == []
 

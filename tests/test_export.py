@@ -40,14 +40,13 @@ def _load_in_fresh_process(path, texts):
 
 
 def test_export_answers_raw_text_like_the_in_process_model(trained_run):
-    from kerlm import config, tasks, training
+    from kerlm import tasks, training
     exported = _load_in_fresh_process(trained_run["export_path"], TEXTS)
     assert exported["inputs"] == {"text": ["string", [None]]}
     outputs = exported["outputs"]
     assert set(outputs) == {"label", "label_id", "probabilities"}
 
-    task = tasks.get_task(config.Config.load(trained_run["model_dir"]))
-    task.restore(trained_run["model_dir"])
+    task = tasks.restore_task(trained_run["model_dir"])
     expected = task.predict(training.load_model(trained_run["model_dir"]), TEXTS)
     np.testing.assert_allclose(
         outputs["probabilities"],

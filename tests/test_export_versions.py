@@ -48,10 +48,9 @@ def test_export_app_skips_the_model_train_exported_unless_forced(trained_run, tm
 
 
 def test_a_changed_model_is_a_new_version(trained_run, tmp_path):
-    from kerlm import apps, config, export, tasks
-    task = tasks.get_task(config.Config.load(trained_run["model_dir"]))
-    task.restore(trained_run["model_dir"])
-    model = apps.load_model(trained_run["model_dir"])
+    from kerlm import export, tasks, training
+    task = tasks.restore_task(trained_run["model_dir"])
+    model = training.load_model(trained_run["model_dir"])
     base = tmp_path / "sentiment"
     assert export.export_if_changed(task, model, str(tmp_path)) == (str(base / "1"), True)
     assert export.export_if_changed(task, model, str(tmp_path)) == (str(base / "1"), False)

@@ -29,14 +29,13 @@ INPUTS = {"sentiment": ["A wonderful phone, I love it.", "Terrible, it broke at 
 
 def write_task_files(root):
     """`root/<split>/<task>.jsonl`: the first records of each task's embedded splits."""
-    from kerlm.config import Config
-    from kerlm.tasks import TASKS
+    from kerlm import tasks
     dirs = {}
     for split, sizes in SIZES.items():
         dirs[split] = root / split
         dirs[split].mkdir()
         for name, n in sizes.items():
-            records = TASKS[name](Config(task=name)).embedded(split)[:n]
+            records = tasks.get_task(tasks.default_config(name)).embedded(split)[:n]
             with open(dirs[split] / f"{name}.jsonl", "w", encoding="utf-8") as f:
                 for r in records:
                     f.write(json.dumps(r.fields, ensure_ascii=False) + "\n")
@@ -58,10 +57,8 @@ def multitask_run(tmp_path_factory):
 
 
 def load_run(model_dir):
-    from kerlm import config, tasks, training
-    task = tasks.get_task(config.Config.load(model_dir))
-    task.restore(model_dir)
-    return task, training.load_model(model_dir)
+    from kerlm import tasks, training
+    return tasks.restore_task(model_dir), training.load_model(model_dir)
 
 
 def test_mixture_rates_and_batch_split():
@@ -82,16 +79,14 @@ def test_mixture_rates_and_batch_split():
 
 
 def test_config_errors_name_the_flag(tmp_path):
-    from kerlm.config import Config, ConfigError, apply_overrides
-    from kerlm.tasks import MultiTask
+    from kerlm import tasks
+    from kerlm.config import ConfigError
     with pytest.raises(ConfigError, match="--tasks='sentiment,parsing'"):
-        MultiTask(apply_overrides(Config(task="multitask"),
-                                  {"multitask.tasks": "sentiment,parsing"}))
+        tasks.default_config("multitask", {"multitask.tasks": "sentiment,parsing"})
     (tmp_path / "sentiment.jsonl").write_text("")
     with pytest.raises(ConfigError, match=r"expected one file qa\.<jsonl.*found none"):
-        MultiTask(apply_overrides(Config(task="multitask"),
-                                  {"multitask.tasks": "sentiment,qa",
-                                   "data.train_data": str(tmp_path)}))
+        tasks.get_task(tasks.default_config("multitask", {"multitask.tasks": "sentiment,qa",
+                                                          "data.train_data": str(tmp_path)}))
 
 
 def test_heads_share_one_backbone_and_a_step_on_one_task_moves_the_others(multitask_run):
@@ -114,7 +109,7 @@ def test_heads_share_one_backbone_and_a_step_on_one_task_moves_the_others(multit
     before = {name: np.asarray(model.heads[name](x, training=False))
               for name, x in probes.items()}
     task.batch_sizes = dict.fromkeys(TASK_NAMES, 4)
-    model.compile(optimizer=keras.optimizers.SGD(0.5), **task.compile_args())
+    task.compile_model(model, keras.optimizers.SGD(0.5))
     x, y = probes["sentiment"], next(iter(task.tasks["sentiment"].dataset(
         records["sentiment"], training=False)))[1]
     model.fit(tf.data.Dataset.from_tensors(({"sentiment": x}, {"sentiment": y})), verbose=0)

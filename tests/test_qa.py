@@ -226,10 +226,10 @@ def test_n_best_spans_are_ranked_across_windows_once_each():
     single = decode()  # n_best_size=1: the answer alone
     assert set(single) == {"answer", "start", "end", "score"}
     assert single["answer"].tolist() == out["answer"].tolist()
-    from kerlm.config import Config, ConfigError, apply_overrides
-    from kerlm.tasks import QATask
+    from kerlm import tasks
+    from kerlm.config import ConfigError
     with pytest.raises(ConfigError, match="--n_best_size must be at least 1, got 0"):
-        QATask(apply_overrides(Config(task="qa"), {"decode.n_best_size": 0}))
+        tasks.get_task(tasks.default_config("qa", {"qa.n_best_size": 0}))
 
 
 # Metrics ------------------------------------------------------------------------------------
@@ -317,10 +317,9 @@ LONG = " ".join([CONTEXT] * 12)  # about 200 pieces: several windows of 96
 def test_export_answers_with_offsets_without_kerlm(qa_run):
     """A fresh process with TensorFlow + tensorflow-text only gets the same answers as the
     task in-process, and every answer is its context's text at [start, end)."""
-    from kerlm import config, tasks, training
+    from kerlm import tasks, training
     model_dir = qa_run["model_dir"]
-    task = tasks.get_task(config.Config.load(model_dir))
-    task.restore(model_dir)
+    task = tasks.restore_task(model_dir)
     pairs = [("Who wrote War and Peace?", CONTEXT), ("When was it written?", LONG),
              ("Where?", "Moscow")]
     expected = task.answer(training.load_model(model_dir), pairs)
@@ -386,10 +385,9 @@ def test_predict_and_rest_serving(qa_run, tmp_path):
 
 
 def test_cloze_questions_extend_only_training_data_with_valid_answers():
-    from kerlm import config, tasks
-    cfg = config.apply_overrides(config.Config(), {"task": "qa", "data.cloze_questions": 2})
-    task = tasks.get_task(cfg)
-    given = tasks.get_task(config.apply_overrides(cfg, {"data.cloze_questions": 0}))
+    from kerlm import tasks
+    task = tasks.get_task(tasks.default_config("qa", {"qa.cloze_questions": 2}))
+    given = tasks.get_task(tasks.default_config("qa"))
     train, plain = task.read("train"), given.read("train")
     assert len(train) > len(plain) * 1.5
     made = train[len(plain):]

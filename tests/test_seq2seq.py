@@ -45,9 +45,8 @@ def translation_run(tmp_path_factory):
 
 
 def load_run(model_dir):
-    from kerlm import config, tasks, training
-    task = tasks.get_task(config.Config.load(model_dir))
-    task.restore(model_dir)
+    from kerlm import tasks, training
+    task = tasks.restore_task(model_dir)
     return task, training.load_model(model_dir)
 
 

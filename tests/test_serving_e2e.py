@@ -23,9 +23,8 @@ def served(trained_run, tmp_path_factory):
 
 
 def test_rest_predictions_match_in_process_model(trained_run, served):
-    from kerlm import config, tasks, training
-    task = tasks.get_task(config.Config.load(trained_run["model_dir"]))
-    task.restore(trained_run["model_dir"])
+    from kerlm import tasks, training
+    task = tasks.restore_task(trained_run["model_dir"])
     expected = task.predict(training.load_model(trained_run["model_dir"]), TEXTS)
     expected_probabilities = [[a["probabilities"][label] for label in task.labels.labels]
                               for a in expected]

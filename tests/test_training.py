@@ -33,6 +33,19 @@ def test_short_run_learns(trained_run):
         assert os.path.exists(os.path.join(trained_run["model_dir"], name)), name
 
 
+@pytest.mark.slow
+def test_train_steps_is_exact_with_the_schedule_sized_to_it(tmp_path):
+    """45 steps of 38-step epochs (2,384 examples / 64) are 45 steps, not 2 epochs × 23."""
+    model_dir = str(tmp_path / "run")
+    result = run_app("train", *FAST, "--train_steps=45", f"--model_dir={model_dir}")
+    with open(os.path.join(model_dir, "progress.json")) as f:
+        assert json.load(f)["steps"] == 45
+    assert "45 steps (2 epoch(s) of 38)" in result.stderr
+    assert re.search(r"step 45/45  loss [\d.]+  lr 0\.00e\+00  \d+ tokens/s  ETA 0s",
+                     result.stderr)
+
+
+@pytest.mark.slow
 def test_resume_continues_from_last_checkpoint(tmp_path):
     model_dir = str(tmp_path / "run")
     first = run_app("train", *FAST, "--epochs=1", f"--model_dir={model_dir}")
@@ -42,7 +55,7 @@ def test_resume_continues_from_last_checkpoint(tmp_path):
     assert "Epoch 2/2" in second.stdout and "Epoch 1/2" not in second.stdout
     with open(os.path.join(model_dir, "config.json")) as f:
         saved = json.load(f)
-    assert saved["train"]["epochs"] == 2 and saved["model"]["sequence_length"] == 32
+    assert saved["train"]["epochs"] == 2 and saved["sentiment"]["sequence_length"] == 32
     # a different model on the same directory is refused with a clear message
     refused = run_app("train", "--model=encoder_small", f"--model_dir={model_dir}", check=False)
     assert refused.returncode == 2
@@ -50,6 +63,7 @@ def test_resume_continues_from_last_checkpoint(tmp_path):
     assert "Traceback" not in refused.stderr
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_cpu_devices_matches_one_device(tmp_path):
     runs = {}
     for strategy in ["default", "mirrored"]:

@@ -25,7 +25,6 @@ import sys
 import tempfile
 
 DEFAULT_TF_LOG_LEVEL = "3"
-MODEL_FILE = "model.keras"  # = kerlm.training.MODEL_FILE (tested)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", DEFAULT_TF_LOG_LEVEL)
 
@@ -133,16 +132,3 @@ class QuietImportFinder(importlib.abc.MetaPathFinder):
 if tf_log_level() > 0 and "tensorflow" not in sys.modules:
     sys.meta_path.insert(0, QuietImportFinder("tensorflow", tf_log_level()))
 
-
-def load_model(model_dir):
-    """`kerlm.training.load_model` without importing `kerlm.training` (which imports
-    TensorBoard's hparams plugin at start-up): the model `apps/train.py` saved."""
-    import keras  # noqa: PLC0415 (imports TensorFlow: after flag parsing only)
-
-    import kerlm.heads  # noqa: F401, PLC0415 (registers the head classes for loading)
-    from kerlm.config import ConfigError  # noqa: PLC0415
-
-    path = os.path.join(model_dir, MODEL_FILE)
-    if not os.path.exists(path):
-        raise ConfigError(f"{path} not found: train a model into {model_dir} first")
-    return keras.saving.load_model(path, compile=False)

@@ -40,32 +40,14 @@ def write_tensorboard(log_dir, report, step):
                                       for e in examples]), name=key.replace("/", "_"))
 
 
-def known_labels(task, records):
-    """A classification run's `records` without those whose label its training data never
-    had, counted and logged, when the run was trained with `--skip_bad_rows`; without it
-    such a record stops evaluate with one line naming its file and line.
-
-    (`apps/train.py` still stops at one in `--eval_data`: its reading of the dev split is
-    `ClassificationTask`'s, which should filter there with the same `LabelVocabulary.known`.)
-    """
-    from kerlm.data.classification import LabelVocabulary
-
-    labels = getattr(task, "labels", None)
-    if not isinstance(labels, LabelVocabulary) or not task.config.data.skip_bad_rows:
-        return records
-    return labels.known(records, task.fields()[1], skip_bad_rows=True)
-
-
 def main(_):
-    from kerlm import config, tasks, training
+    from kerlm import tasks, training
 
-    task = tasks.get_task(config.Config.load(FLAGS.model_dir))
-    task.restore(FLAGS.model_dir)
+    task = tasks.restore_task(FLAGS.model_dir)
     if FLAGS.data:
         records = task.read_file(FLAGS.data)
     else:
         records = task.read(FLAGS.split) or task.read("dev")
-    records = known_labels(task, records)
     report = {"model": task.evaluate(training.load_model(FLAGS.model_dir), records)}
     if FLAGS.baseline:
         report.update(task.baseline_reports(task.read("train"), records))

@@ -20,12 +20,11 @@ FLAGS = flags.FLAGS
 
 
 def main(_):
-    from kerlm import apps, config, export, tasks
+    from kerlm import export, tasks, training
 
-    task = tasks.get_task(config.Config.load(FLAGS.model_dir))
-    task.restore(FLAGS.model_dir)
+    task = tasks.restore_task(FLAGS.model_dir)
     print(export.export_message(*export.export_if_changed(
-        task, apps.load_model(FLAGS.model_dir), FLAGS.export_dir, name=FLAGS.model_name,
+        task, training.load_model(FLAGS.model_dir), FLAGS.export_dir, name=FLAGS.model_name,
         force=FLAGS.force_export)))
 
 

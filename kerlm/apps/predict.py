@@ -17,8 +17,8 @@ output line is `{"text": "", "skipped": "empty text"}`, so output line N always 
 input N (`paste` and `wc -l` line up). No input at all (an empty file) prints nothing.
 
 Start-up: TensorFlow is imported after the flags are parsed, TensorBoard not at all; up to
-`EAGER_MAX_TEXTS` texts of a classification run are answered eagerly, without tracing the
-serving function (most of a one-text call's time after the imports).
+the task's `eager_predict_limit` texts (64 for classification) are answered eagerly,
+without tracing the serving function (most of a one-text call's time after the imports).
 """
 
 import contextlib
@@ -37,7 +37,6 @@ flags.DEFINE_string("context", None, "QA: the text holding the answer to --quest
 FLAGS = flags.FLAGS
 
 SKIPPED = {"skipped": "empty text"}
-EAGER_MAX_TEXTS = 64  # a trace (~0.6 s) pays off only over more batches than this
 
 
 def read_texts(text_flags, input_file):
@@ -57,16 +56,15 @@ def answer(texts, model_dir):
     if some text is not empty."""
     from kerlm import config  # noqa: PLC0415 (no TensorFlow)
 
-    run_config = config.Config.load(model_dir)
+    config.read_config_file(model_dir)
     wanted = [i for i, text in enumerate(texts) if text.strip()]
     answers = [SKIPPED] * len(texts)
     if not wanted:
         return answers
-    from kerlm import apps, tasks  # noqa: PLC0415 (imports TensorFlow)
+    from kerlm import tasks, training  # noqa: PLC0415 (imports TensorFlow)
 
-    task = tasks.get_task(run_config)
-    task.restore(model_dir)
-    model = apps.load_model(model_dir)
+    task = tasks.restore_task(model_dir)
+    model = training.load_model(model_dir)
     inputs = [texts[i] for i in wanted]
     with _eager_for_few(task, len(inputs)):
         for i, prediction in zip(wanted, task.predict(model, inputs)):
@@ -76,13 +74,14 @@ def answer(texts, model_dir):
 
 @contextlib.contextmanager
 def _eager_for_few(task, count):
-    """Run tf.functions eagerly for a few classification inputs: tracing the serving
-    function costs ~0.6 s, an eager call of a small model ~0.1 s, and predict.py calls it
-    once. (Decoding tasks loop over tokens in their functions: they stay traced.)"""
+    """Run tf.functions eagerly for a few inputs of a task whose prediction is one pass
+    (`task.eager_predict_limit`): tracing the serving function costs ~0.6 s, an eager
+    call of a small model ~0.1 s, and predict.py calls it once. (Decoding tasks loop over
+    tokens in their functions: they stay traced.)"""
     import tensorflow as tf  # noqa: PLC0415
 
     before = tf.config.functions_run_eagerly()
-    few = getattr(task, "name", None) == "sentiment" and count <= EAGER_MAX_TEXTS
+    few = count <= task.eager_predict_limit
     tf.config.run_functions_eagerly(before or few)
     try:
         yield

@@ -6,9 +6,10 @@
 
 from absl import flags, logging
 
+from kerlm.apps import config_flags
 from kerlm.apps import flags as kerlm_flags
 
-kerlm_flags.define_config_flags()
+config_flags.define_config_flags()
 kerlm_flags.define_model_dir()
 flags.DEFINE_string("export_dir", None, "If set, export the trained model to "
                     "EXPORT_DIR/<task>/<version>/ (TF Serving's layout).")
@@ -21,10 +22,10 @@ FLAGS = flags.FLAGS
 
 
 def main(_):
-    from kerlm import export, tasks, training  # after flag parsing: imports TensorFlow
+    from kerlm import export, tasks, training
 
     training.configure_devices(FLAGS.num_cpu_devices)
-    config, explicit = kerlm_flags.config_from_flags()
+    config, explicit = config_flags.config_from_flags()
     config, resuming = training.resolve_config(FLAGS.model_dir, config, explicit)
     if resuming:
         logging.info("Resuming the run in %s", FLAGS.model_dir)

@@ -1,30 +1,44 @@
 """Text classification (sentiment by default): raw text in, label and probabilities out."""
 
+import dataclasses
 import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from kerlm import baselines, heads, models, preprocessing, tokenizers
-from kerlm.config import ConfigError, check_model
+from kerlm import baselines, heads, preprocessing, tokenizers
+from kerlm.config import ConfigError, TaskConfig, field
 from kerlm.data import uci_sentiment
 from kerlm.data.classification import LabelVocabulary, texts_and_labels
 from kerlm.metrics import classification_report
-from kerlm.tasks.base import Task, build_backbone
+from kerlm.tasks import registry
+from kerlm.tasks.base import Task
 
 LABELS_FILE = "labels.json"
 
 
+@dataclasses.dataclass
+class ClassificationConfig(TaskConfig):
+    text_field: str = field("text", "Name of the text field (JSONL key or CSV/TSV column).")
+    label_field: str = field("label", "Name of the label field.")
+    pooling: str = field("mean", "How the classifier pools the sequence: mean over real "
+                                 "tokens, first token (encoders), last real token (the "
+                                 "natural choice for decoder-only models).",
+                         choices=["mean", "first", "last"])
+
+
+@registry.register("classification", ClassificationConfig, aliases=("sentiment",))
 class ClassificationTask(Task):
     """Classify texts into the labels found in the training data.
 
     With no data files configured it trains on the embedded UCI sentiment sentences
-    (positive / negative). Users' own JSONL/CSV/TSV files are read with
-    `config.data.text_field` and `config.data.label_field`.
+    (positive / negative). Users' own JSONL/CSV/TSV files are read with `--text_field`
+    and `--label_field`. `--task=sentiment` is an alias; exports go to
+    `EXPORT_DIR/<--task or --export_name>/`.
     """
 
-    name = "sentiment"
+    eager_predict_limit = 64
 
     def __init__(self, config):
         super().__init__(config)
@@ -36,10 +50,20 @@ class ClassificationTask(Task):
         """The (text, label) field names of the records this task reads."""
         if not self.config.data.train_data:  # the embedded sentences
             return "text", "label"
-        return self.config.data.text_field, self.config.data.label_field
+        return self.options.text_field, self.options.label_field
 
     def embedded(self, split):
         return uci_sentiment.load(split)
+
+    def read_file(self, path):
+        """A data file's records; once the labels are known (dev and test files), a record
+        whose label training never saw is a one-line error naming its file and line, or
+        with `--skip_bad_rows` left out and counted like other bad rows."""
+        records = super().read_file(path)
+        if self.labels is None:
+            return records
+        return self.labels.known(records, self.fields()[1],
+                                 skip_bad_rows=self.config.data.skip_bad_rows)
 
     def texts_and_label_ids(self, records):
         text_field, label_field = self.fields()
@@ -50,15 +74,15 @@ class ClassificationTask(Task):
     def vocabulary_texts(self, records):
         return texts_and_labels(records, *self.fields())[0]
 
+    def check_backbone(self, capabilities, what):
+        """Also refuse `--pooling=first` on a causal (decoder-only) backbone."""
+        super().check_backbone(capabilities, what)
+        if self.options.pooling == "first" and "encode" not in capabilities:
+            raise ConfigError(f"--pooling=first is meaningless for {what}, a decoder-only "
+                              "(causal) backbone; use --pooling=last or --pooling=mean")
+
     def prepare(self, train_records, model_dir):
         model_config = self.config.model
-        if check_model(model_config.preset) == "preset":
-            kind = models.presets.get_preset(model_config.preset)["class"]
-            if kind == "DecoderBackbone" and model_config.pooling == "first":
-                # refused before anything is written to model_dir (build_model checks again)
-                raise ConfigError(f"--pooling=first is meaningless for --model="
-                                  f"{model_config.preset}, a decoder-only (causal) backbone; "
-                                  "use --pooling=last or --pooling=mean")
         tokenizer = self.vocabulary(lambda: tokenizers.WordPieceTokenizer.learn(
             self.vocabulary_texts(train_records), model_config.vocabulary_size))
         self.labels = LabelVocabulary.from_records(train_records, self.fields()[1])
@@ -72,7 +96,7 @@ class ClassificationTask(Task):
         self._make_preprocessor(tokenizers.load(model_dir))
 
     def _make_preprocessor(self, tokenizer):
-        sequence_length = self.config.model.sequence_length
+        sequence_length = self.options.sequence_length
         self.preprocessor = preprocessing.TextPreprocessor(tokenizer, sequence_length)
 
     # Features -----------------------------------------------------------------------------
@@ -93,30 +117,22 @@ class ClassificationTask(Task):
         ds = ds.map(lambda x, y: (preprocessing.trim_batch(x), y))
         return ds.prefetch(tf.data.AUTOTUNE)
 
-    def mean_tokens(self, records):
-        texts, _ = texts_and_labels(records, *self.fields())
-        masks = self.preprocessor(tf.constant(texts))["padding_mask"]
-        return float(tf.reduce_mean(tf.reduce_sum(tf.cast(masks, "float32"), axis=1)))
-
     # Model --------------------------------------------------------------------------------
-    def build_model(self, backbone=None):
-        """The classifier on `backbone` (e.g. a multi-task model's), else on `--model`: a
-        preset sized for the task's vocabulary, or a checkpoint directory's backbone (its
-        weights, vocabulary size and positions) as it is."""
-        model_config = self.config.model
-        preset = model_config.preset
-        if backbone is None:
-            backbone = build_backbone(model_config, self.preprocessor.vocabulary_size,
-                                      encoder_only=True)
+    def build_model(self, backbone):
+        """The classifier on `backbone` (`self.backbone(...)`, or a multi-task model's)."""
         try:
             return heads.Classifier(backbone, num_classes=len(self.labels),
-                                    pooling=model_config.pooling, dropout=model_config.dropout)
+                                    pooling=self.options.pooling,
+                                    dropout=self.config.model.dropout)
         except ValueError as e:  # e.g. --pooling=first on a decoder-only backbone
-            raise ConfigError(f"--model={preset} --pooling={model_config.pooling}: {e}") from e
+            raise ConfigError(f"--model={self.config.model.preset} "
+                              f"--pooling={self.options.pooling}: {e}") from e
 
-    def compile_args(self):
-        return dict(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                    metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    def loss(self):
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def metrics(self):
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
     # Evaluation and prediction ------------------------------------------------------------
     def _probabilities(self, model, texts):

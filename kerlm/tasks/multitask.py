@@ -1,5 +1,6 @@
 """Several tasks trained together on one encoder-decoder backbone and exported together."""
 
+import dataclasses
 import glob
 import json
 import math
@@ -7,13 +8,89 @@ import os
 
 import tensorflow as tf
 
-from kerlm import heads, models, tokenizers
-from kerlm.config import MIXTURES, ConfigError, apply_overrides
-from kerlm.tasks.base import Task, build_backbone
+from kerlm import heads, tokenizers
+from kerlm.config import ConfigError, field
+from kerlm.tasks import registry
+from kerlm.tasks.base import Task
 
 # The SavedModel signature of each task's head in the multi-task export.
 SIGNATURES = {"sentiment": "sentiment", "qa": "qa", "translation": "translate",
               "summarization": "summarize"}
+MIXTURES = ["proportional", "equal", "temperature"]
+
+
+@dataclasses.dataclass
+class MultiTaskConfig:
+    """The mixture, and one options section per member task (`members`), so that members
+    can differ (e.g. `multitask.members.qa.sequence_length`, settable with
+    `--params_override`). A flag of a member task sets it in every member that has it."""
+
+    tasks: str = field("sentiment,qa,translation,summarization",
+                       "--task=multitask: the tasks (comma-separated) whose heads share one "
+                       "encoder-decoder backbone and one SentencePiece vocabulary.")
+    mixture: str = field("temperature", "--task=multitask: each step's batch is split "
+                                        "between the tasks in proportion to their rates: "
+                                        "training-set size, equal, or size^(1/T) (T5's "
+                                        "temperature scaling).", choices=MIXTURES)
+    mixture_temperature: float = field(2.0, "--mixture=temperature: T (1 = proportional, "
+                                            "large = equal).")
+    members: dict = field({}, "Each member task's options, by task name.")
+
+    def __post_init__(self):
+        names = self.names()
+        unknown = [n for n in names if n not in SIGNATURES]
+        if unknown or not names or len(set(names)) != len(names):
+            raise ConfigError(f"--tasks={self.tasks!r}: give distinct tasks among "
+                              f"{', '.join(SIGNATURES)}")
+        extra = sorted(set(self.members) - set(names))
+        if extra:
+            raise ConfigError(f"multitask.members has {extra}, which --tasks={self.tasks!r} "
+                              "lacks")
+        self.members = {n: self.members.get(n) or registry.get(n).options_class()
+                        for n in names}
+
+    def names(self):
+        return [n.strip() for n in self.tasks.split(",") if n.strip()]
+
+    @classmethod
+    def _own(cls, values):
+        names = {f.name for f in dataclasses.fields(cls)} - {"members"}
+        return {k: v for k, v in values.items() if k in names}
+
+    @classmethod
+    def from_dict(cls, values, where):
+        own = cls._own(values)
+        unknown = set(values) - set(own) - {"members"}
+        if unknown:
+            raise ConfigError(f"Unknown keys in config section {where!r}: {sorted(unknown)}")
+        config = cls(**own)
+        config.members = {n: registry.get(n).options_class.from_dict(
+            values.get("members", {}).get(n, {}), f"{where}.members.{n}")
+            for n in config.names()}
+        return config
+
+    @classmethod
+    def from_flags(cls, values):
+        config = cls(**cls._own(values))
+        config.members = {n: registry.get(n).options_class.from_flags(values)
+                          for n in config.names()}
+        return config
+
+    @classmethod
+    def from_v1(cls, pool):
+        config = cls(**cls._own(pool))
+        config.members = {n: registry.get(n).options_class.from_v1(pool)
+                          for n in config.names()}
+        return config
+
+    @classmethod
+    def owns(cls, name):
+        return name in cls._own({name: None}) or any(
+            registry.get(n).options_class.owns(name) for n in SIGNATURES)
+
+    def to_dict(self):
+        return {**self._own(dataclasses.asdict(self)),
+                "members": {n: m.to_dict() for n, m in self.members.items()}}
 
 
 def mixture_rates(sizes, mixture, temperature=2.0):
@@ -54,7 +131,7 @@ def split_batch(rates, batch_size):
 
 
 def _task_files(config, name):
-    """`{"data.train_data": DIR/<name>.<ext>, ...}` for the data directories given."""
+    """`{"train_data": DIR/<name>.<ext>, ...}` for the data directories given."""
     files = {}
     for flag in ("train_data", "eval_data", "test_data"):
         directory = getattr(config.data, flag)
@@ -67,7 +144,7 @@ def _task_files(config, name):
         if len(found) != 1:
             raise ConfigError(f"--{flag}={directory}: expected one file {name}.<jsonl|json|csv"
                               f"|tsv> for --tasks' {name}, found {len(found) or 'none'}")
-        files[f"data.{flag}"] = found[0]
+        files[flag] = found[0]
     return files
 
 
@@ -80,6 +157,7 @@ def _joined(reports):
     return joined
 
 
+@registry.register("multitask", MultiTaskConfig)
 class MultiTask(Task):
     """`--tasks` (sentiment, qa, translation, summarization) as one model: one SentencePiece
     vocabulary learned on all their training texts, one encoder-decoder backbone with a head
@@ -92,21 +170,20 @@ class MultiTask(Task):
     batches altogether.
     """
 
-    name = "multitask"
-    export_name = "kerlm_multitask"
+    default_export_name = "kerlm_multitask"
 
     def __init__(self, config):
         super().__init__(config)
-        from kerlm.tasks import TASKS  # noqa: PLC0415 (the registry imports this module)
-
-        names = [n.strip() for n in config.multitask.tasks.split(",") if n.strip()]
-        unknown = [n for n in names if n not in SIGNATURES]
-        if unknown or not names or len(set(names)) != len(names):
-            raise ConfigError(f"--tasks={config.multitask.tasks!r}: give distinct tasks "
-                              f"among {', '.join(SIGNATURES)}")
-        self.tasks = {n: TASKS[n](apply_overrides(config, {"task": n, **_task_files(config, n)}))
-                      for n in names}
+        self.tasks = {n: registry.get(n).task_class(self.member_config(n, options))
+                      for n, options in self.options.members.items()}
         self.batch_sizes = None
+
+    def member_config(self, name, options, **files):
+        """The config of member `name`: the shared sections, its own `options`, and its
+        data files (`DIR/<name>.<ext>` of the data directories, or `files`)."""
+        data = dataclasses.replace(self.config.data,
+                                   **(files or _task_files(self.config, name)))
+        return dataclasses.replace(self.config, task=name, options=options, data=data)
 
     # Data ---------------------------------------------------------------------------------
     def fields(self):
@@ -120,8 +197,9 @@ class MultiTask(Task):
 
     def read_file(self, path):
         """`{task: records}` of the directory `path` (a file per task, as `--test_data`)."""
-        config = apply_overrides(self.config, {"data.test_data": path})
-        return {name: task.read_file(_task_files(config, name)["data.test_data"])
+        config = dataclasses.replace(
+            self.config, data=dataclasses.replace(self.config.data, test_data=path))
+        return {name: task.read_file(_task_files(config, name)["test_data"])
                 for name, task in self.tasks.items()}
 
     def num_examples(self, records):
@@ -129,7 +207,7 @@ class MultiTask(Task):
 
     def split(self, train_records):
         """Each task's share of a training batch, from the sizes of its training set."""
-        multitask = self.config.multitask
+        multitask = self.options
         rates = mixture_rates({n: len(r) for n, r in train_records.items()},
                               multitask.mixture, multitask.mixture_temperature)
         return split_batch(rates, self.config.train.batch_size)
@@ -187,45 +265,42 @@ class MultiTask(Task):
 
         return ds.map(regroup).prefetch(tf.data.AUTOTUNE)
 
-    def mean_tokens(self, records):
-        """Mean real tokens per example of a training batch (tasks weighted by share)."""
-        sizes = self.batch_sizes or self.split(records)
-        total = sum(sizes.values())
-        return sum(sizes[name] / total * task.mean_tokens(records[name])
-                   for name, task in self.tasks.items())
-
     # Model --------------------------------------------------------------------------------
-    def build_model(self):
+    capability = "seq2seq"  # one encoder-decoder backbone for every head
+
+    @property
+    def preprocessor(self):
+        """The first member's (all members share one vocabulary)."""
+        return next(iter(self.tasks.values())).preprocessor
+
+    def new_model(self):
         """One backbone (`--model`: an encoder-decoder preset or saved backbone) and every
         task's head on it."""
-        seq2seq = [t for t in self.tasks.values() if hasattr(t, "max_decode_length")]
-        if not seq2seq:  # no head uses the decoder
-            first = next(iter(self.tasks.values()))
-            backbone = build_backbone(self.config.model, first.preprocessor.vocabulary_size,
-                                      encoder_only=True)
-        else:
-            backbone = build_backbone(self.config.model,
-                                      seq2seq[0].preprocessor.vocabulary_size,
-                                      positions=max(t.max_decode_length() for t in seq2seq))
-        if not isinstance(backbone, models.EncoderDecoderBackbone):
-            raise ConfigError(f"--task=multitask needs an encoder-decoder backbone; --model="
-                              f"{self.config.model.preset} is a {type(backbone).__name__}")
+        positions = [t.max_decode_length() for t in self.tasks.values()
+                     if t.capability == "seq2seq"]
+        return self.build_model(self.backbone(positions=max(positions, default=0)))
+
+    def backbone(self, positions=0, sequence_length=None):
+        """`Task.backbone` with positions for the longest member sequence."""
+        return super().backbone(positions, sequence_length or max(
+            t.options.sequence_length for t in self.tasks.values()))
+
+    def build_model(self, backbone):
         return heads.MultiTaskModel({name: task.build_model(backbone)
                                      for name, task in self.tasks.items()})
 
-    def compile_args(self):
-        """Each task's loss and metrics; its loss weight is its share of the batch."""
-        if self.batch_sizes is None:
-            raise RuntimeError("compile_args needs the batch split: build the training "
-                               "dataset first")
-        total = sum(self.batch_sizes.values())
-        tasks = {}
-        for name, task in self.tasks.items():
-            args = task.compile_args()
-            tasks[name] = dict(loss=args["loss"], weight=self.batch_sizes[name] / total,
-                               metrics=args.get("metrics", []),
-                               weighted_metrics=args.get("weighted_metrics", []))
-        return {"tasks": tasks}
+    def loss(self):
+        return {name: task.loss() for name, task in self.tasks.items()}
+
+    def compile_model(self, model, optimizer):
+        """Each task's loss and metrics; its loss weight is its share of the batch (equal
+        shares before a training dataset split the batch, e.g. for `evaluate`)."""
+        sizes = self.batch_sizes or {name: 1 for name in self.tasks}
+        total = sum(sizes.values())
+        model.compile(optimizer=optimizer, tasks={
+            name: dict(loss=task.loss(), weight=sizes[name] / total, metrics=task.metrics(),
+                       weighted_metrics=task.weighted_metrics())
+            for name, task in self.tasks.items()})
 
     def callbacks(self, log_dir, head=None):
         return [c for name, task in self.tasks.items() for c in task.callbacks(log_dir, name)]

@@ -1,5 +1,6 @@
 """Extractive question answering: a question and a context in, the answer span out."""
 
+import dataclasses
 import json
 import os
 
@@ -7,16 +8,37 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerlm import baselines, heads, models, preprocessing, tokenizers
-from kerlm.config import ConfigError, check_model
+from kerlm import baselines, heads, preprocessing, tokenizers
+from kerlm.config import ConfigError, TaskConfig, field
 from kerlm.data import cloze, squad, wiki_cloze_qa
 from kerlm.metrics import squad_report
-from kerlm.tasks.base import Task, build_backbone
+from kerlm.tasks import registry
+from kerlm.tasks.base import Task
 
 QA_FILE = "qa.json"  # what training data decided: whether unanswerable questions exist
 EXAMPLES = 4
 
 
+@dataclasses.dataclass
+class QAConfig(TaskConfig):
+    max_query_length: int = field(64, "QA: question pieces kept (the rest is cut).")
+    doc_stride: int = field(128, "QA: a context longer than the sequence is read in windows "
+                                 "starting every doc_stride pieces.")
+    cloze_questions: int = field(0, "QA: also train on up to N cloze questions per sentence "
+                                    "of the training contexts (a year or a name cut out), "
+                                    "made by kerlm.data.cloze.")
+    max_answer_length: int = field(30, "QA: longest answer span, in word pieces.",
+                                   resumable=True)
+    n_best_size: int = field(1, "QA: also return the N best spans of each question "
+                                "(n_best_answer, n_best_start, ... outputs) when N > 1.",
+                             resumable=True)
+    null_score_diff_threshold: float = field(0.0, "QA with unanswerable questions (SQuAD "
+                                                  "v2.0): answer nothing when the no-answer "
+                                                  "score beats the best span by more than "
+                                                  "this.", resumable=True)
+
+
+@registry.register("qa", QAConfig)
 class QATask(Task):
     """Find each question's answer in its context (SQuAD v1.1, or v2.0 with unanswerable
     questions). Reads SQuAD JSON or JSONL (`question`, `context`, `answers`); without files
@@ -28,14 +50,14 @@ class QATask(Task):
     trained on v1.1 data always answers.
     """
 
-    name = "qa"
+    capability = "encode"  # a causal decoder's early tokens cannot see the question's end
 
     def __init__(self, config):
         super().__init__(config)
-        decode = config.decode
         for flag in ("max_answer_length", "n_best_size"):
-            if getattr(decode, flag) < 1:
-                raise ConfigError(f"--{flag} must be at least 1, got {getattr(decode, flag)}")
+            if getattr(self.options, flag) < 1:
+                raise ConfigError(f"--{flag} must be at least 1, got "
+                                  f"{getattr(self.options, flag)}")
         self.preprocessor = None
         self.allow_null = False
 
@@ -52,7 +74,7 @@ class QATask(Task):
     def read(self, split):
         """The split's records; training adds `--cloze_questions` made from its contexts."""
         records = super().read(split)
-        per_sentence = self.config.data.cloze_questions
+        per_sentence = self.options.cloze_questions
         if split == "train" and per_sentence:
             records = records + cloze.cloze_questions(records, self.config.train.seed,
                                                       per_sentence)
@@ -71,8 +93,6 @@ class QATask(Task):
 
     def prepare(self, train_records, model_dir):
         model_config = self.config.model
-        if check_model(model_config.preset) == "preset":
-            self._check_backbone_kind(models.presets.get_preset(model_config.preset)["class"])
         tokenizer = self.vocabulary(lambda: tokenizers.WordPieceTokenizer.learn(
             self.vocabulary_texts(train_records), model_config.vocabulary_size))
         self.allow_null = any(not r.fields["answers"] for r in train_records)
@@ -81,27 +101,21 @@ class QATask(Task):
             json.dump({"allow_null": self.allow_null}, f)
         self._make_preprocessor(tokenizer)
 
-    def _check_backbone_kind(self, kind):
-        if kind == "DecoderBackbone":
-            raise ConfigError(f"--task=qa needs a bidirectional encoder; --model="
-                              f"{self.config.model.preset} is decoder-only: use an encoder or "
-                              "encoder-decoder preset")
-
     def restore(self, model_dir):
         with open(os.path.join(model_dir, QA_FILE)) as f:
             self.allow_null = json.load(f)["allow_null"]
         self._make_preprocessor(tokenizers.load(model_dir))
 
     def _make_preprocessor(self, tokenizer):
-        data, model = self.config.data, self.config.model
-        options = dict(max_query_length=data.max_query_length, doc_stride=data.doc_stride)
+        o = self.options
+        options = dict(max_query_length=o.max_query_length, doc_stride=o.doc_stride)
         try:
-            self.preprocessor = preprocessing.QAPreprocessor(tokenizer, model.sequence_length,
+            self.preprocessor = preprocessing.QAPreprocessor(tokenizer, o.sequence_length,
                                                              **options)
         except ValueError as e:
-            raise ConfigError(f"--sequence_length={model.sequence_length} "
-                              f"--max_query_length={data.max_query_length} "
-                              f"--doc_stride={data.doc_stride}: {e}") from e
+            raise ConfigError(f"--sequence_length={o.sequence_length} "
+                              f"--max_query_length={o.max_query_length} "
+                              f"--doc_stride={o.doc_stride}: {e}") from e
 
     # Features -----------------------------------------------------------------------------
     def windows(self, records, batch_size=256):
@@ -135,22 +149,17 @@ class QATask(Task):
         ds = ds.map(lambda x, y: (preprocessing.trim_batch(x), y))
         return ds.prefetch(tf.data.AUTOTUNE)
 
-    def mean_tokens(self, records):
-        rows, _ = self.windows(records)
-        return float(rows["padding_mask"].sum(axis=1).mean())
-
     # Model --------------------------------------------------------------------------------
-    def build_model(self, backbone=None):
-        """The span labeler on `backbone` (e.g. a multi-task model's), else on `--model`."""
-        if backbone is None:
-            backbone = build_backbone(self.config.model, self.preprocessor.vocabulary_size,
-                                      encoder_only=True)
-        self._check_backbone_kind(type(backbone).__name__)
+    def build_model(self, backbone):
+        """The span labeler on `backbone` (`self.backbone()`, or a multi-task model's)."""
+        self.check_backbone(backbone.capabilities, f"--model={self.config.model.preset}")
         return heads.SpanLabeler(backbone, dropout=self.config.model.dropout)
 
-    def compile_args(self):
-        return dict(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                    metrics=[keras.metrics.SparseCategoricalAccuracy(name="span_accuracy")])
+    def loss(self):
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def metrics(self):
+        return [keras.metrics.SparseCategoricalAccuracy(name="span_accuracy")]
 
     # Evaluation and prediction ------------------------------------------------------------
     def answer(self, model, pairs):
@@ -223,7 +232,7 @@ class QATask(Task):
         `--n_best_size` > 1 also `n_best_answer`, `n_best_start`, `n_best_end`,
         `n_best_score` `[batch, n_best_size]`, the best spans in order."""
         preprocessor = self.preprocessor
-        decode = self.config.decode
+        decode = self.options
         allow_null = self.allow_null
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="question"),

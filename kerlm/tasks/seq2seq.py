@@ -1,28 +1,58 @@
 """Text-to-text tasks (translation, summarization): raw text in, generated text out."""
 
+import dataclasses
+
 import keras
+import keras_hub
 import numpy as np
 import tensorflow as tf
 
-from kerlm import baselines, heads, models, tokenizers
+from kerlm import baselines, heads, tokenizers
 from kerlm.callbacks import GenerationExamples
-from kerlm.config import ConfigError, check_model
+from kerlm.config import ConfigError, TaskConfig, field
 from kerlm.data import embedded
 from kerlm.data.batching import batch_features, bucketed_batches, sequence_ids
-from kerlm.generation import get_sampler
 from kerlm.heads.losses import SmoothedSparseCrossentropy
 from kerlm.metrics import generation_report
 from kerlm.preprocessing import Seq2SeqPreprocessor
-from kerlm.tasks.base import Task, build_backbone
+from kerlm.tasks import decoding, registry
+from kerlm.tasks.base import Task
 from kerlm.tokenizers.sentence_piece import END_ID, START_ID
 
 EXAMPLES = 4  # source / reference / output triples shown in reports and TensorBoard
+
+
+@dataclasses.dataclass
+class Seq2SeqConfig(TaskConfig, decoding.DecodingConfig):
+    target_sequence_length: int = field(64, "Seq2seq tasks: maximum target tokens in "
+                                            "training, and the default decoding length.")
+    copy_attention: bool = field(False, "Seq2seq tasks: a pointer-generator output layer that "
+                                        "can copy source tokens (names, numbers, rare words) "
+                                        "as well as generate from the vocabulary.")
+    label_smoothing: float = field(0.0, "Seq2seq tasks: label smoothing of the token "
+                                        "cross-entropy.")
+
+
+@dataclasses.dataclass
+class TranslationConfig(Seq2SeqConfig):
+    source_lang: str = field("en", "Translation: source language code, also the source "
+                                   "field's name in the data files (JSONL key or column).")
+    target_lang: str = field("es", "Translation: target language code and field name. "
+                                   "Embedded data: en<->es (Bible), en<->de (Debian).")
+
+
+@dataclasses.dataclass
+class SummarizationConfig(Seq2SeqConfig):
+    document_field: str = field("document", "Summarization: name of the document field.")
+    summary_field: str = field("summary", "Summarization: name of the summary field.")
 
 
 class Seq2SeqTask(Task):
     """Shared machinery: a SentencePiece vocabulary for both sides, teacher-forced training
     on an encoder-decoder backbone with label smoothing, length-bucketed batches, cached
     decoding (any sampler of `kerlm.generation`), and a text → text SavedModel."""
+
+    capability = "seq2seq"
 
     def __init__(self, config):
         super().__init__(config)
@@ -42,8 +72,6 @@ class Seq2SeqTask(Task):
     # Assets -------------------------------------------------------------------------------
     def prepare(self, train_records, model_dir):
         preset = self.config.model.preset
-        if check_model(preset) == "preset":
-            self._check_backbone_kind(models.presets.get_preset(preset)["class"])
         tokenizer = self.vocabulary(lambda: tokenizers.SentencePieceTokenizer.learn(
             self.vocabulary_texts(train_records), self.config.model.vocabulary_size))
         if not tokenizer.reversible:
@@ -54,21 +82,12 @@ class Seq2SeqTask(Task):
         tokenizer.save(model_dir)
         self._make_preprocessor(tokenizer)
 
-    def _check_backbone_kind(self, kind):
-        if kind != "EncoderDecoderBackbone":
-            encdec = [p for p in models.list_presets()
-                      if models.presets.get_preset(p)["class"] == "EncoderDecoderBackbone"]
-            raise ConfigError(f"--task={self.name} needs an encoder-decoder backbone, but "
-                              f"--model={self.config.model.preset} is a {kind}; use one of "
-                              f"{', '.join(encdec)}")
-
     def restore(self, model_dir):
         self._make_preprocessor(tokenizers.load(model_dir))
 
     def _make_preprocessor(self, tokenizer):
-        model = self.config.model
-        self.preprocessor = Seq2SeqPreprocessor(tokenizer, model.sequence_length,
-                                                model.target_sequence_length)
+        self.preprocessor = Seq2SeqPreprocessor(tokenizer, self.options.sequence_length,
+                                                self.options.target_sequence_length)
 
     # Features -----------------------------------------------------------------------------
     def _token_ids(self, texts, target):
@@ -106,42 +125,35 @@ class Seq2SeqTask(Task):
             -(-len(records) // batch_size)))
         return ds.prefetch(4)
 
-    def mean_tokens(self, records):
-        source_ids, label_ids = self._encoded(records)
-        return float(np.mean([len(s) + len(t) for s, t in zip(source_ids, label_ids)]))
-
     # Model --------------------------------------------------------------------------------
-    def build_model(self, backbone=None):
-        """The seq2seq LM on `backbone` (e.g. a multi-task model's), else on `--model` (a
-        preset, or a directory with its SentencePiece vocabulary)."""
-        model = self.config.model
-        if backbone is None:
-            backbone = build_backbone(model, self.preprocessor.vocabulary_size,
-                                      positions=self.max_decode_length())
-        self._check_backbone_kind(type(backbone).__name__)
-        return heads.Seq2SeqLM(backbone, copy_attention=model.copy_attention)
+    def new_model(self):
+        """The seq2seq LM on `--model` (a preset with positions for the decoding length, or
+        a directory with its SentencePiece vocabulary)."""
+        return self.build_model(self.backbone(positions=self.max_decode_length()))
 
-    def compile_args(self):
-        import keras_hub  # noqa: PLC0415
+    def build_model(self, backbone):
+        """The seq2seq LM on `backbone` (`self.backbone()`, or a multi-task model's)."""
+        self.check_backbone(backbone.capabilities, f"--model={self.config.model.preset}")
+        return heads.Seq2SeqLM(backbone, copy_attention=self.options.copy_attention)
 
-        return dict(loss=SmoothedSparseCrossentropy(self.config.train.label_smoothing),
-                    weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(
-                        name="token_accuracy")],
-                    metrics=[keras_hub.metrics.Perplexity(from_logits=True, mask_token_id=0,
-                                                          name="perplexity")])
+    def loss(self):
+        return SmoothedSparseCrossentropy(self.options.label_smoothing)
+
+    def metrics(self):
+        return [keras_hub.metrics.Perplexity(from_logits=True, mask_token_id=0,
+                                             name="perplexity")]
+
+    def weighted_metrics(self):
+        return [keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")]
 
     # Decoding -----------------------------------------------------------------------------
     def max_decode_length(self):
         """Most tokens a target may have, the start token included."""
-        decode = self.config.decode
-        return (decode.max_decode_length or self.config.model.target_sequence_length - 1) + 1
+        options = self.options
+        return (options.max_decode_length or options.target_sequence_length - 1) + 1
 
     def sampler(self, name=None):
-        decode = self.config.decode
-        return get_sampler(name or decode.sampler, beam_width=decode.beam_width,
-                           length_penalty=decode.length_penalty, top_k=decode.top_k,
-                           top_p=decode.top_p, temperature=decode.temperature,
-                           seed=decode.sampling_seed)
+        return decoding.sampler(self.options, name)
 
     def decode_graph(self, model, text, sampler, max_lengths=None):
         """Strings → generated strings, in TensorFlow ops (what the SavedModel runs).
@@ -214,14 +226,7 @@ class Seq2SeqTask(Task):
         return report
 
     def decoding_description(self):
-        decode = self.config.decode
-        details = {"beam": f"beam width {decode.beam_width}, length penalty "
-                           f"{decode.length_penalty}",
-                   "top_k": f"k={decode.top_k}, temperature {decode.temperature}",
-                   "top_p": f"p={decode.top_p}, temperature {decode.temperature}",
-                   "random": f"temperature {decode.temperature}"}.get(decode.sampler)
-        text = decode.sampler + (f" ({details})" if details else "")
-        return f"{text}, at most {self.max_decode_length() - 1} tokens"
+        return decoding.describe(self.options, self.max_decode_length() - 1)
 
     def callbacks(self, log_dir, head=None):
         return [GenerationExamples(self, self.read("dev")[:EXAMPLES], log_dir, head)]
@@ -265,15 +270,14 @@ class Seq2SeqTask(Task):
                 [self.preprocessor, samplers])
 
 
+@registry.register("translation", TranslationConfig)
 class TranslationTask(Seq2SeqTask):
     """Translate `--source_lang` text into `--target_lang`; the data files' fields are
     named by language code (`{"en": ..., "es": ...}`). Without files it trains on the
     embedded Bible verses (en↔es) or Debian package descriptions (en↔de)."""
 
-    name = "translation"
-
     def fields(self):
-        return self.config.data.source_lang, self.config.data.target_lang
+        return self.options.source_lang, self.options.target_lang
 
     def embedded(self, split):
         try:
@@ -294,14 +298,13 @@ class TranslationTask(Seq2SeqTask):
                                        word_by_word.translate(sources)))}
 
 
+@registry.register("summarization", SummarizationConfig)
 class SummarizationTask(Seq2SeqTask):
     """Summarize `--document_field` into `--summary_field`. Without files it trains on the
     embedded Debian package descriptions → one-line synopses."""
 
-    name = "summarization"
-
     def fields(self):
-        return self.config.data.document_field, self.config.data.summary_field
+        return self.options.document_field, self.options.summary_field
 
     def embedded(self, split):
         records = embedded.summarization(split)
