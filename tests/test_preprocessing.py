@@ -1,4 +1,4 @@
-"""Input formats on any tokenizer: single-text features and batch trimming."""
+"""Input formats on any tokenizer: single-text and text-pair features, batch trimming."""
 
 import numpy as np
 import pytest
@@ -79,3 +79,36 @@ def test_missing_reserved_tokens_are_an_error():
                                        sequence_length=8)
     with pytest.raises(ValueError, match="expected a kerlm.tokenizers.Tokenizer"):
         preprocessing.TextPreprocessor(RESERVED_TOKENS, sequence_length=8)
+
+
+@pytest.mark.parametrize("kind", ["word_piece", "sentence_piece"])
+def test_text_pairs_pack_both_texts_with_segments_on_any_tokenizer(kind):
+    tokenizer = (tokenizers.WordPieceTokenizer if kind == "word_piece"
+                 else tokenizers.SentencePieceTokenizer).learn(TEXTS, 60)
+    first, second = ["The battery is great", "Sound"], ["Great value", "The battery died"]
+    lengths = [[len(ids) for ids in tokenizer.tokenize(tf.constant(texts)).to_list()]
+               for texts in (first, second)]
+    pre = preprocessing.TextPairPreprocessor(tokenizer, sequence_length=32)
+    out = {k: v.numpy() for k, v in pre(tf.constant(first), tf.constant(second)).items()}
+    start, end = tokenizer.start_id, tokenizer.end_id
+    for row in range(2):
+        a, b = lengths[0][row], lengths[1][row]
+        ids = out["token_ids"][row]
+        assert ids[0] == start and ids[a + 1] == end and ids[a + b + 2] == end
+        assert out["segment_ids"][row].tolist() == [0] * (a + 2) + [1] * (b + 1) + \
+            [0] * (32 - a - b - 3)
+        assert out["padding_mask"][row].sum() == a + b + 3
+    # too long: cut to the length, the 3 free places shared round-robin (2 + 1), both end
+    # tokens kept
+    short = preprocessing.TextPairPreprocessor(tokenizer, sequence_length=6)
+    cut = {k: v.numpy()
+           for k, v in short(tf.constant(first[:1]), tf.constant(second[:1])).items()}
+    assert cut["padding_mask"].tolist() == [[1] * 6]
+    assert cut["segment_ids"].tolist() == [[0, 0, 0, 0, 1, 1]]
+    assert cut["token_ids"][0, 3] == end and cut["token_ids"][0, 5] == end
+    # in tf.data, and rebuilt from its config
+    ds = tf.data.Dataset.from_tensor_slices((first, second)).batch(2).map(pre)
+    np.testing.assert_array_equal(next(iter(ds))["token_ids"].numpy(), out["token_ids"])
+    again = preprocessing.TextPairPreprocessor.from_config(pre.get_config())
+    np.testing.assert_array_equal(again(tf.constant(first), tf.constant(second))[
+        "token_ids"].numpy(), out["token_ids"])

@@ -1,6 +1,7 @@
-"""Single-text features for any tokenizer: `start tokens… end`, and batch trimming."""
+"""Single-text and text-pair features for any tokenizer, and batch trimming."""
 
 import keras
+import keras_hub
 import tensorflow as tf
 
 from kerlm import tokenizers
@@ -59,6 +60,57 @@ class TextPreprocessor(keras.layers.Layer):
         shape = [None, self.sequence_length]
         return {"token_ids": ids.to_tensor(tokenizer.pad_id, shape=shape),
                 "padding_mask": tf.ones_like(ids).to_tensor(0, shape=shape)}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(tokenizer=keras.layers.serialize(self.tokenizer),
+                      sequence_length=self.sequence_length)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="kerlm")
+class TextPairPreprocessor(keras.layers.Layer):
+    """Pairs of strings `([batch], [batch])` → `{"token_ids", "padding_mask",
+    "segment_ids"}` int32 `[batch, sequence_length]`: `start first… end second… end` with
+    segment 0 then 1 (BERT's sentence pairs), with any `kerlm.tokenizers.Tokenizer`. A pair
+    too long for `sequence_length` is cut by keras-hub's `MultiSegmentPacker` round-robin
+    truncation (the room left is shared out a token at a time between the texts).
+
+    Example:
+    >>> from kerlm.tokenizers import WordPieceTokenizer
+    >>> tokenizer = WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "good", "film"])
+    >>> pre = TextPairPreprocessor(tokenizer, sequence_length=7)
+    >>> out = pre(tf.constant(["good film"]), tf.constant(["film"]))
+    >>> out["token_ids"].numpy().tolist(), out["segment_ids"].numpy().tolist()
+    ([[2, 4, 5, 3, 5, 3, 0]], [[0, 0, 0, 0, 1, 1, 0]])
+    >>> out["padding_mask"].numpy().tolist()
+    [[1, 1, 1, 1, 1, 1, 0]]
+    """
+
+    def __init__(self, tokenizer, sequence_length, **kwargs):
+        super().__init__(**kwargs)
+        self.tokenizer = tokenizer_with(tokenizer, "pad_id", "start_id", "end_id")
+        if sequence_length < 3:
+            raise ValueError(f"sequence_length={sequence_length} leaves no room for two "
+                             "texts between the start and end tokens")
+        self.sequence_length = sequence_length
+        self.packer = keras_hub.layers.MultiSegmentPacker(
+            sequence_length, start_value=self.tokenizer.start_id,
+            end_value=self.tokenizer.end_id, pad_value=self.tokenizer.pad_id,
+            truncate="round_robin")
+        self.built = True  # no weights
+
+    @property
+    def vocabulary_size(self):
+        return self.tokenizer.vocabulary_size
+
+    def call(self, first, second):
+        token_ids, segment_ids = self.packer((self.tokenizer.tokenize(first),
+                                              self.tokenizer.tokenize(second)))
+        lengths = tf.reduce_sum(tf.cast(token_ids != self.tokenizer.pad_id, tf.int32), 1)
+        mask = tf.sequence_mask(lengths, tf.shape(token_ids)[1], tf.int32)
+        return {"token_ids": tf.cast(token_ids, tf.int32), "padding_mask": mask,
+                "segment_ids": tf.cast(segment_ids, tf.int32) * mask}
 
     def get_config(self):
         config = super().get_config()
