@@ -270,6 +270,14 @@ class Task(abc.ABC):
         """`({signature_name: tf.function with an input signature}, [objects to track])`."""
         raise ConfigError(f"--task={self.config.task} has no export signatures")
 
+    def serving_default(self, model):
+        """`model`'s traced `serving_default` function, kept per model so that evaluation
+        and prediction trace it once (they answer through what the SavedModel exports)."""
+        cached = getattr(self, "_serving", None)
+        if cached is None or cached[0] is not model:
+            self._serving = (model, self.serving_functions(model)[0]["serving_default"])
+        return self._serving[1]
+
     def warmup_inputs(self):
         """`{signature: {input: example values}}` for TF Serving's warm-up file, or None
         for `kerlm.serving.warmup`'s defaults."""

@@ -137,7 +137,7 @@ class ClassificationTask(Task):
     # Evaluation and prediction ------------------------------------------------------------
     def _probabilities(self, model, texts):
         """Class probabilities through the same traced function the SavedModel exports."""
-        serve = self.serving_functions(model)[0]["serving_default"]
+        serve = self.serving_default(model)
         size = self.config.train.batch_size
         return np.concatenate([serve(tf.constant(texts[i:i + size]))["probabilities"].numpy()
                                for i in range(0, len(texts), size)])

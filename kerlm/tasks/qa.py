@@ -166,7 +166,7 @@ class QATask(Task):
         """`[{"answer", "start", "end", "score"}]` through the exported serving function,
         with `"n_best": [{"answer", "start", "end", "score"}, ...]` (found spans only) when
         `--n_best_size` > 1."""
-        serve = self.serving_functions(model)[0]["serving_default"]
+        serve = self.serving_default(model)
         size = self.config.train.batch_size
         results = []
         for start in range(0, len(pairs), size):

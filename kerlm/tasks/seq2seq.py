@@ -174,17 +174,10 @@ class Seq2SeqTask(Task):
             mask = tf.logical_and(mask, tf.range(limit)[None] <= max_lengths[:, None])
         return self.preprocessor.detokenize(tf.where(mask, token_ids, 0))
 
-    def _decode_function(self, model):
-        """The traced `serving_default` function, kept per model (traced once)."""
-        cache = getattr(self, "_serving", None)
-        if cache is None or cache[0] is not model:
-            self._serving = (model, self.serving_functions(model)[0]["serving_default"])
-        return self._serving[1]
-
     def generate(self, model, texts, batch_size=None):
         """Generated strings for `texts`, through the graph the SavedModel exports. Texts
         are decoded in batches of similar length; results come back in input order."""
-        serve = self._decode_function(model)
+        serve = self.serving_default(model)
         batch_size = batch_size or self.config.train.batch_size
         order = np.argsort([len(t) for t in texts], kind="stable")
         outputs = [None] * len(texts)
