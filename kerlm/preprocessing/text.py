@@ -39,12 +39,14 @@ class TextPreprocessor(keras.layers.Layer):
     [[1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0]]
     """
 
+    special_tokens = 2  # start, end
+
     def __init__(self, tokenizer, sequence_length, **kwargs):
         super().__init__(**kwargs)
         self.tokenizer = tokenizer_with(tokenizer, "pad_id", "start_id", "end_id")
-        if sequence_length < 2:
-            raise ValueError(f"sequence_length={sequence_length} leaves no room for text "
-                             "between the start and end tokens")
+        if sequence_length < self.special_tokens:
+            raise ValueError(f"sequence_length={sequence_length} cannot hold the "
+                             f"{self.special_tokens} start and end tokens")
         self.sequence_length = sequence_length
         self.built = True  # no weights
 
@@ -69,7 +71,7 @@ class TextPreprocessor(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kerlm")
-class TextPairPreprocessor(keras.layers.Layer):
+class TextPairPreprocessor(TextPreprocessor):
     """Pairs of strings `([batch], [batch])` → `{"token_ids", "padding_mask",
     "segment_ids"}` int32 `[batch, sequence_length]`: `start first… end second… end` with
     segment 0 then 1 (BERT's sentence pairs), with any `kerlm.tokenizers.Tokenizer`. A pair
@@ -87,22 +89,14 @@ class TextPairPreprocessor(keras.layers.Layer):
     [[1, 1, 1, 1, 1, 1, 0]]
     """
 
+    special_tokens = 3  # start, end, end
+
     def __init__(self, tokenizer, sequence_length, **kwargs):
-        super().__init__(**kwargs)
-        self.tokenizer = tokenizer_with(tokenizer, "pad_id", "start_id", "end_id")
-        if sequence_length < 3:
-            raise ValueError(f"sequence_length={sequence_length} leaves no room for two "
-                             "texts between the start and end tokens")
-        self.sequence_length = sequence_length
+        super().__init__(tokenizer, sequence_length, **kwargs)
         self.packer = keras_hub.layers.MultiSegmentPacker(
             sequence_length, start_value=self.tokenizer.start_id,
             end_value=self.tokenizer.end_id, pad_value=self.tokenizer.pad_id,
             truncate="round_robin")
-        self.built = True  # no weights
-
-    @property
-    def vocabulary_size(self):
-        return self.tokenizer.vocabulary_size
 
     def call(self, first, second):
         token_ids, segment_ids = self.packer((self.tokenizer.tokenize(first),
@@ -111,12 +105,6 @@ class TextPairPreprocessor(keras.layers.Layer):
         mask = tf.sequence_mask(lengths, tf.shape(token_ids)[1], tf.int32)
         return {"token_ids": tf.cast(token_ids, tf.int32), "padding_mask": mask,
                 "segment_ids": tf.cast(segment_ids, tf.int32) * mask}
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(tokenizer=keras.layers.serialize(self.tokenizer),
-                      sequence_length=self.sequence_length)
-        return config
 
 
 def trim_batch(features, multiple=16):

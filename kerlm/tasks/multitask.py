@@ -58,30 +58,29 @@ class MultiTaskConfig:
         return {k: v for k, v in values.items() if k in names}
 
     @classmethod
+    def _with_members(cls, values, member):
+        """The config of `values`' own fields, each member's options `member(its options
+        class, its name)`."""
+        config = cls(**cls._own(values))
+        config.members = {n: member(registry.get(n).options_class, n) for n in config.names()}
+        return config
+
+    @classmethod
     def from_dict(cls, values, where):
-        own = cls._own(values)
-        unknown = set(values) - set(own) - {"members"}
+        unknown = set(values) - set(cls._own(values)) - {"members"}
         if unknown:
             raise ConfigError(f"Unknown keys in config section {where!r}: {sorted(unknown)}")
-        config = cls(**own)
-        config.members = {n: registry.get(n).options_class.from_dict(
-            values.get("members", {}).get(n, {}), f"{where}.members.{n}")
-            for n in config.names()}
-        return config
+        members = values.get("members", {})
+        return cls._with_members(values, lambda options, n: options.from_dict(
+            members.get(n, {}), f"{where}.members.{n}"))
 
     @classmethod
     def from_flags(cls, values):
-        config = cls(**cls._own(values))
-        config.members = {n: registry.get(n).options_class.from_flags(values)
-                          for n in config.names()}
-        return config
+        return cls._with_members(values, lambda options, _: options.from_flags(values))
 
     @classmethod
     def from_v1(cls, pool):
-        config = cls(**cls._own(pool))
-        config.members = {n: registry.get(n).options_class.from_v1(pool)
-                          for n in config.names()}
-        return config
+        return cls._with_members(pool, lambda options, _: options.from_v1(pool))
 
     @classmethod
     def owns(cls, name):
