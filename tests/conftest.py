@@ -1,7 +1,9 @@
 """Shared fixtures: one tiny trained-and-exported sentiment run for the whole session, toy
 SavedModels and model servers."""
 
+import inspect
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -15,14 +17,20 @@ import tensorflow as tf
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEXT = tf.TensorSpec([None], tf.string, name="text")
 # Fixtures that train a model through apps/train.py or start model servers: every test
-# using one is `slow` (`pytest -m "not slow"` is the fast set; CI runs everything).
+# using one is `slow` (`pytest -m "not slow"` is the fast set; CI runs everything), and so
+# is every test that starts another Python process (an app, a server, a fresh interpreter:
+# seconds each for TensorFlow's import alone).
 SLOW_FIXTURES = {"trained_run", "multitask_run", "qa_run", "translation_run", "servers",
                  "served"}
+_PROCESSES = re.compile(r"\b(run_app|start_server|subprocess\.(run|Popen|check_output))\(")
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        function = getattr(item, "function", None)
+        starts_processes = function is not None and _PROCESSES.search(
+            inspect.getsource(function))
+        if starts_processes or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 
 

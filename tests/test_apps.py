@@ -139,6 +139,7 @@ def _checkpoint_directory(path, vocabulary=True):
     return backbone, tokens
 
 
+@pytest.mark.slow
 def test_model_flag_switches_the_backbone(tmp_path):
     """Decoder and encoder-decoder presets train through the same app into models that
     evaluate and export accept; an unknown --model is one line naming the presets."""

@@ -219,6 +219,7 @@ def _serve(*flags):
                           capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags,message", [
     (["--batching_parameters_file=/x"], "--batching_parameters_file needs --enable_batching"),
     (["--enable_batching", "--batching_parameters_file=/nonexistent"], "/nonexistent"),
@@ -230,6 +231,7 @@ def test_startup_flag_errors(models, flags, message):
     assert message in result.stderr
 
 
+@pytest.mark.slow
 def test_startup_fails_on_bad_batching_parameters(models, tmp_path):
     path = tmp_path / "batching.config"
     path.write_text("max_batch_size { value: 8 }\nnum_batch_threads: 2\n")

@@ -248,6 +248,7 @@ def test_squad_metrics_match_the_official_script_by_hand():
 
 
 # The head learns ----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_span_head_learns_to_find_the_token_after_a_marker():
     """Random contexts where the answer is the two tokens after marker token 5: a tiny
     encoder with the span head finds it on held-out rows (chance: ~1/30 per position)."""

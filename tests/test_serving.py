@@ -328,6 +328,7 @@ def _runstart_server(*flags):
                           text=True, timeout=60)
 
 
+@pytest.mark.slow
 def test_startup_fails_on_base_path_without_versions(models):
     empty = str(models / "empty")
     result = _runstart_server("--model_name", "m", "--model_base_path", empty)
@@ -335,6 +336,7 @@ def test_startup_fails_on_base_path_without_versions(models):
     assert f"No versions of servable m found under base path {empty}" in result.stderr
 
 
+@pytest.mark.slow
 def test_startup_requires_model_flags():
     result = _runstart_server("--model_name", "m")
     assert result.returncode != 0

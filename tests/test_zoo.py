@@ -120,6 +120,7 @@ def _keras_hub_twin(name):
     }[name]()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,expected", [("bert_base", 109_482_240), ("gpt2_small", 124_439_808),
                                            ("bart_base", 139_417_344), ("t5_small", 60_506_624)])
 def test_architecture_presets_match_keras_hub_parameter_counts(name, expected):
