@@ -140,12 +140,9 @@ def fingerprint(task, model, name, functions=None, trackables=None):
     add("format", EXPORT_FORMAT)
     add("name", name)
     add("signatures", sorted(functions))
-    config = getattr(task, "config", None)
-    add("config", config.to_dict() if hasattr(config, "to_dict") else None)
-    labels = getattr(task, "labels", None)
-    add("labels", getattr(labels, "labels", None))
-    warmup_inputs = getattr(task, "warmup_inputs", None)
-    add("warmup", warmup_inputs() if warmup_inputs else None)
+    add("config", task.config.to_dict())
+    add("assets", task.assets())
+    add("warmup", task.warmup_inputs())
     for i, obj in enumerate([model, *(trackables or [])]):
         try:
             add(f"object{i}", _without_names(obj.get_config()))
@@ -186,7 +183,7 @@ def _store_weights_once(archive):
 
 
 def _export_name(task, name):
-    return name or getattr(task, "export_name", task.name)
+    return name or task.export_name
 
 
 def export_task(task, model, export_dir, name=None):
@@ -244,8 +241,7 @@ def _write_version(task, model, base, name, functions, trackables, digest=None):
     tmp = temporary_directory(base)
     try:
         archive.write_out(tmp, verbose=False)
-        warmup_inputs = getattr(task, "warmup_inputs", None)
-        warmup.write_requests(tmp, name, warmup_inputs() if warmup_inputs else None)
+        warmup.write_requests(tmp, name, task.warmup_inputs())
         os.makedirs(os.path.join(tmp, os.path.dirname(FINGERPRINT_FILE)), exist_ok=True)
         with open(os.path.join(tmp, FINGERPRINT_FILE), "w") as f:
             json.dump({"fingerprint": digest or fingerprint(task, model, name, functions,

@@ -40,13 +40,21 @@ def test_export_has_a_warmup_request_per_signature(trained_run):
 
 
 class _Task:
-    """A task exporting one two-input signature; `inputs` become its warmup_inputs()."""
+    """What export asks of a task: one two-input signature; `inputs` become its
+    warmup_inputs()."""
 
-    name = "echo"
+    export_name = "echo"
 
     def __init__(self, inputs=None):
-        if inputs is not None:
-            self.warmup_inputs = lambda: inputs
+        from kerlm import tasks
+        self.config = tasks.default_config("sentiment")
+        self.inputs = inputs
+
+    def assets(self):
+        return None
+
+    def warmup_inputs(self):
+        return self.inputs
 
     def serving_functions(self, model):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),

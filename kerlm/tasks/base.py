@@ -278,6 +278,11 @@ class Task(abc.ABC):
             self._serving = (model, self.serving_functions(model)[0]["serving_default"])
         return self._serving[1]
 
+    def assets(self):
+        """What `prepare` learned besides the tokenizer, JSON-ready (e.g. label names):
+        part of the export fingerprint, so an export with other assets is a new version."""
+        return None
+
     def warmup_inputs(self):
         """`{signature: {input: example values}}` for TF Serving's warm-up file, or None
         for `kerlm.serving.warmup`'s defaults."""

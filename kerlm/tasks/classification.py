@@ -91,6 +91,9 @@ class ClassificationTask(Task):
         tokenizer.save(model_dir)
         self._make_preprocessor(tokenizer)
 
+    def assets(self):
+        return {"labels": self.labels.labels}
+
     def restore(self, model_dir):
         self.labels = LabelVocabulary.load(os.path.join(model_dir, LABELS_FILE))
         self._make_preprocessor(tokenizers.load(model_dir))

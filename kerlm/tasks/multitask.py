@@ -229,6 +229,9 @@ class MultiTask(Task):
             task.shared_vocabulary = tokenizer
             task.prepare(train_records[name], model_dir)
 
+    def assets(self):
+        return {name: task.assets() for name, task in self.tasks.items()}
+
     def restore(self, model_dir):
         tokenizer = tokenizers.load(model_dir)
         for task in self.tasks.values():

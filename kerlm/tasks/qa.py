@@ -101,6 +101,9 @@ class QATask(Task):
             json.dump({"allow_null": self.allow_null}, f)
         self._make_preprocessor(tokenizer)
 
+    def assets(self):
+        return {"allow_null": self.allow_null}
+
     def restore(self, model_dir):
         with open(os.path.join(model_dir, QA_FILE)) as f:
             self.allow_null = json.load(f)["allow_null"]
