@@ -174,6 +174,21 @@ def test_the_checks_see_cycles_and_tiers():
                                                  "kerlm.models.registry"}
 
 
+def test_the_test_layout_mirrors_the_package():
+    """`tests/X/test_*.py` tests `kerlm/X/` (fixtures apart); tests of top-level modules
+    (config, training, export) and of contracts across tiers sit in `tests/`."""
+    tests = os.path.dirname(os.path.abspath(__file__))
+    packages = {name for name in os.listdir(ROOT) if os.path.isdir(os.path.join(ROOT, name))
+                and os.path.exists(os.path.join(ROOT, name, "__init__.py"))}
+    folders = {name for name in os.listdir(tests) if os.path.isdir(os.path.join(tests, name))
+               and any(f.startswith("test_") for f in os.listdir(os.path.join(tests, name)))}
+    assert folders <= packages, f"test folders with no kerlm package: {folders - packages}"
+    names = [f for _, _, files in os.walk(tests) for f in files
+             if f.startswith("test_") and f.endswith(".py")]
+    assert len(names) == len(set(names)), "test module names must be unique (pytest imports " \
+                                          "them by base name)"
+
+
 if __name__ == "__main__":
     found = cycles(GRAPH)
     print(f"{len(GRAPH)} modules, {sum(map(len, GRAPH.values()))} kerlm imports, "

@@ -11,7 +11,7 @@ from kerlm import tasks, training
 from kerlm.apps import config_flags
 from kerlm.tasks import registry
 
-DATA = os.path.join(os.path.dirname(__file__), "data")
+DATA = os.path.join(os.path.dirname(__file__), "fixtures")
 
 
 def _parse(*argv):

@@ -10,11 +10,11 @@ import re
 
 import pytest
 
+from conftest import ROOT as REPO
 from kerlm.data import uci_sentiment
 from kerlm.data.classification import LabelVocabulary, texts_and_labels
 from kerlm.data.readers import DataError, Record, read_records
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def write(path, text, gz=False):

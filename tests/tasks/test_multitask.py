@@ -275,10 +275,9 @@ def test_models_config_serves_the_multitask_model_beside_a_single_task_one(
     from tensorflow_serving.apis import (get_model_metadata_pb2, predict_pb2,
                                          prediction_service_pb2_grpc)
 
-    from conftest import free_port, start_server, wait_until_serving
+    from conftest import ROOT, free_port, start_server, wait_until_serving
     from kerlm.serving import parse_model_config
-    committed = open(os.path.join(os.path.dirname(__file__), "..", "configs",
-                                  "models.config")).read()
+    committed = open(os.path.join(ROOT, "configs", "models.config")).read()
     assert parse_model_config(committed)["kerlm_multitask"] == "saved_models/kerlm_multitask"
     exports = {"kerlm_multitask": os.path.dirname(multitask_run["export_path"]),
                "sentiment": os.path.join(trained_run["export_dir"], "sentiment")}
