@@ -6,13 +6,16 @@ them.
 - `qa`: `sentence_overlap`, `cloze_gap` (extractive answers from `(question, context)`).
 - `seq2seq`: `copy_source`, `WordByWord` (translation), `lead_words`, `choose_lead_n`
   (summarization), and the `tokenize`/`detokenize` they share.
+- `ngram`: `KneserNeyBigram`, `AddKBigram` (word bigram LMs) and `count_words` (the
+  denominator of per-word perplexity).
 """
 
 from kerlm.baselines.classification import bag_of_words, bag_of_words_classifier
+from kerlm.baselines.ngram import AddKBigram, KneserNeyBigram, count_words
 from kerlm.baselines.qa import cloze_gap, sentence_overlap
 from kerlm.baselines.seq2seq import (WordByWord, choose_lead_n, copy_source, detokenize,
                                      lead_words, tokenize)
 
-__all__ = ["WordByWord", "bag_of_words", "bag_of_words_classifier", "choose_lead_n",
-           "cloze_gap", "copy_source", "detokenize", "lead_words", "sentence_overlap",
-           "tokenize"]
+__all__ = ["AddKBigram", "KneserNeyBigram", "WordByWord", "bag_of_words",
+           "bag_of_words_classifier", "choose_lead_n", "cloze_gap", "copy_source", "count_words",
+           "detokenize", "lead_words", "sentence_overlap", "tokenize"]
