@@ -2,10 +2,11 @@
 
 from kerlm.heads.causal_lm import CausalLM
 from kerlm.heads.classifier import Classifier
+from kerlm.heads.masked_lm import MaskedLM
 from kerlm.heads.losses import SmoothedSparseCrossentropy
 from kerlm.heads.multitask import MultiTaskModel
 from kerlm.heads.seq2seq_lm import Seq2SeqLM
 from kerlm.heads.span_labeler import SpanLabeler
 
-__all__ = ["CausalLM", "Classifier", "MultiTaskModel", "Seq2SeqLM", "SmoothedSparseCrossentropy",
+__all__ = ["CausalLM", "Classifier", "MaskedLM", "MultiTaskModel", "Seq2SeqLM", "SmoothedSparseCrossentropy",
            "SpanLabeler"]
