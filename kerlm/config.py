@@ -84,6 +84,10 @@ class TrainConfig:
                                          "head on a trained backbone).")
     seed: int = field(42, "Seed for weights, shuffling and dropout.")
     log_every_steps: int = field(25, "Log loss and tokens/s every N steps.", resumable=True)
+    validation_interval: int = field(1000, "Streamed training data (a corpus of unknown "
+                                           "size): steps between dev evaluations and "
+                                           "checkpoints (one Keras epoch each).",
+                                     resumable=True)
 
 
 @dataclasses.dataclass

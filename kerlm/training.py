@@ -167,14 +167,17 @@ def write_hparams(log_dir, config):
 def step_budget(task, train_ds):
     """`(epochs, steps_per_epoch, total_steps)` of a run: `--epochs` whole passes, or
     exactly `--train_steps` steps (epochs of one pass each, the last one cut short). A
-    stream (a dataset of unknown or infinite size) needs `--train_steps`: one epoch."""
+    stream (a dataset of unknown or infinite size) needs `--train_steps`, in epochs of
+    `--validation_interval` steps over one iterator (Keras keeps it across epochs when
+    `steps_per_epoch` is given), each ending with a dev evaluation and a checkpoint."""
     config = task.config
     batches, steps = int(train_ds.cardinality()), config.train.train_steps
     if batches <= 0:
         if not steps:
             raise ConfigError(f"--task={config.task} streams its training data (its size "
                               "is unknown): give --train_steps")
-        return 1, steps, steps
+        interval = min(config.train.validation_interval or steps, steps)
+        return math.ceil(steps / interval), interval, steps
     if steps:
         return math.ceil(steps / min(batches, steps)), min(batches, steps), steps
     return config.train.epochs, batches, config.train.epochs * batches
