@@ -6,8 +6,11 @@
     python apps/predict.py --model_dir=runs/qa --question="Who wrote it?" \
         --context="Tolstoy wrote War and Peace."
 
-Classification answers `{"text", "label", "probabilities"}`; translation and
-summarization `{"text", "output"}`, decoded as the run's config says (`--sampler`, ...);
+Classification answers `{"text", "label", "probabilities"}`; translation, summarization,
+text generation (`causal_lm`: prompt → continuation) and span filling (`span_corruption`)
+`{"text", "output"}`, decoded as the run's config says unless the decoding flags
+(`--sampler`, `--top_k`, `--top_p`, `--temperature`, `--beam_width`, `--max_decode_length`,
+`--sampling_seed`, `--stop`) say otherwise; masked_lm fills `[MASK]`s;
 QA `{"text", "answer", "start", "end", "score"}`, where each text (or input line) is a JSON
 object `{"question": ..., "context": ...}` (or give `--question` and `--context`).
 
@@ -34,6 +37,20 @@ flags.DEFINE_multi_string("text", [], "A text to answer (repeat the flag for sev
 flags.DEFINE_string("input_file", None, "A file with one text per line ('-' for stdin).")
 flags.DEFINE_string("question", None, "QA: a question about --context.")
 flags.DEFINE_string("context", None, "QA: the text holding the answer to --question.")
+# Decoding, for the tasks that generate (causal_lm, translation, summarization,
+# span_corruption): they override the run's config for this call only.
+flags.DEFINE_enum("sampler", None, ["greedy", "beam", "top_k", "top_p", "random"],
+                  "Decoding: greedy, beam search, top-k, top-p (nucleus) or random sampling.")
+flags.DEFINE_integer("beam_width", None, "Beam search: number of beams.")
+flags.DEFINE_integer("top_k", None, "top_k sampling: sample among the k most likely tokens.")
+flags.DEFINE_float("top_p", None, "top_p sampling: smallest token set with this mass.")
+flags.DEFINE_float("temperature", None, "Sampling temperature (divides the logits).")
+flags.DEFINE_integer("max_decode_length", None, "Most generated tokens per input.")
+flags.DEFINE_integer("sampling_seed", None, "Seed of the random samplers.")
+flags.DEFINE_multi_string("stop", [], "causal_lm: cut each continuation before the first "
+                                      "of these strings (repeat the flag for several).")
+DECODING_FLAGS = ("sampler", "beam_width", "top_k", "top_p", "temperature",
+                  "max_decode_length", "sampling_seed")
 FLAGS = flags.FLAGS
 
 SKIPPED = {"skipped": "empty text"}
@@ -63,13 +80,32 @@ def answer(texts, model_dir):
         return answers
     from kerlm import tasks, training  # noqa: PLC0415 (imports TensorFlow)
 
-    task = tasks.restore_task(model_dir)
+    task = tasks.get_task(_with_decoding(tasks.load_config(model_dir)))
+    task.restore(model_dir)
     model = training.load_model(model_dir)
     inputs = [texts[i] for i in wanted]
     with _eager_for_few(task, len(inputs)):
         for i, prediction in zip(wanted, task.predict(model, inputs)):
             answers[i] = prediction
     return answers
+
+
+def _with_decoding(config):
+    """The run's config with the decoding flags given (a flag the task has no option for
+    is a one-line error)."""
+    from kerlm.config import ConfigError, apply_overrides  # noqa: PLC0415 (no TensorFlow)
+
+    given = {name: FLAGS[name].value for name in DECODING_FLAGS
+             if FLAGS[name].value is not None}
+    if FLAGS.stop:
+        given["stop_strings"] = "|".join(FLAGS.stop)
+    fields = config.options.to_dict()
+    unknown = sorted(name if name != "stop_strings" else "stop" for name in given
+                     if name not in fields)
+    if unknown:
+        raise ConfigError(f"--{', --'.join(unknown)}: not an option of --task={config.task} "
+                          "(decoding flags are for the tasks that generate text)")
+    return apply_overrides(config, {f"{config.task}.{k}": v for k, v in given.items()})
 
 
 @contextlib.contextmanager
