@@ -121,7 +121,10 @@ class CausalLMTask(PretrainingTask):
 
     # Generation ---------------------------------------------------------------------------
     def max_new_tokens(self):
-        return self.options.max_decode_length or DEFAULT_NEW_TOKENS
+        """`--max_decode_length` (default 64), at most what the backbone's positions leave
+        after `</s>` and one prompt token."""
+        wanted = self.options.max_decode_length or DEFAULT_NEW_TOKENS
+        return max(1, min(wanted, self.options.sequence_length - 2))
 
     def prompt_ids(self, prompts, new_tokens):
         """`(ids, mask)` `[batch, prompt width + new_tokens]`: `</s>` (the document start

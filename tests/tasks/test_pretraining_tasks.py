@@ -16,7 +16,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from conftest import free_port, start_server, wait_until_serving
-from kerlm import export, models, tasks, training
+from kerlm import export, models, tasks, tokenizers, training
 from kerlm.config import ConfigError
 
 DOCUMENTS = ["The Congress shall meet in December and the people shall be heard.",
@@ -151,8 +151,7 @@ def test_pretrain_then_fine_tune_starts_from_the_pretrained_weights(tmp_path):
         "model.preset": backbone_dir, "classification.sequence_length": 32}))
     records = fine.read("train")[:40]
     fine.prepare(records, str(tmp_path / "fine"))
-    assert fine.preprocessor.tokenizer.vocabulary == tasks.get_task(config).vocabulary(
-        lambda: None).vocabulary  # the pretraining run's vocabulary travelled
+    assert fine.preprocessor.tokenizer.vocabulary == tokenizers.load(run).vocabulary  # travelled
     backbone = fine.new_model().backbone
     for a, b in zip(pretrained.weights, backbone.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -195,7 +194,11 @@ def test_generation_export_scores_and_continues_in_a_fresh_process_and_is_served
     assert fresh["num_tokens"] == expected["num_tokens"].numpy().tolist()
     assert fresh["dtypes"] == ["float32", "int32"]
     assert fresh["text"] == [a["output"] for a in task.predict(model, ["The Congress", "Peace"])]
-    assert len(task.tokenizer.tokenize(tf.constant(fresh["short"]))[0]) <= 2
+    functions = task.serving_functions(model)[0]
+    short = functions["greedy"](tf.constant(["The Congress"]), tf.constant([2]))["text"]
+    longer = functions["greedy"](tf.constant(["The Congress"]), tf.constant([12]))["text"]
+    assert fresh["short"] == [short.numpy()[0].decode()]
+    assert longer.numpy()[0].decode().startswith(fresh["short"][0])  # greedy, cut at 2
 
     port = free_port()
     process, url, log = start_server(tmp_path, f"--port={port}", "--model_name=causal_lm",
