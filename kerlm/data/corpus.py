@@ -52,6 +52,7 @@ import re
 import zlib
 from typing import Dict, Iterator, List, Sequence, Tuple, Union
 
+from kerlm.data import readers
 from kerlm.data.readers import DataError
 
 __all__ = ["CORPUS_FORMATS", "resolve_files", "read_documents", "iter_documents", "sample",
@@ -123,15 +124,7 @@ def _file_list(files: Files) -> List[str]:
 
 def _file_format(path: str) -> Tuple[str, bool]:
     """Returns (".txt" | ".jsonl" | ".tfrecord", gzipped) or raises DataError."""
-    name = os.path.basename(path).lower()
-    gzipped = name.endswith(".gz")
-    if gzipped:
-        name = name[: -len(".gz")]
-    ext = os.path.splitext(name)[1]
-    if ext not in CORPUS_FORMATS:
-        shown = (ext or "no extension") + (".gz" if gzipped else "")
-        raise DataError(path, None, f"unknown file format ({shown}); supported: {_SUPPORTED_TEXT}")
-    return ext, gzipped
+    return readers.file_format(path, CORPUS_FORMATS, _SUPPORTED_TEXT)
 
 
 def _one_line(text) -> str:

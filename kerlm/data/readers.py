@@ -101,16 +101,18 @@ class Record:
 # Format and line handling
 
 
-def _file_format(path: str) -> Tuple[str, bool]:
-    """Returns (".jsonl" | ".csv" | ".tsv", gzipped) or raises DataError."""
+def file_format(path: str, formats=None, supported: str = _SUPPORTED_TEXT) -> Tuple[str, bool]:
+    """Returns (extension, gzipped) for one of `formats` (default: ".jsonl", ".csv",
+    ".tsv"), or raises DataError naming the `supported` ones."""
+    formats = SUPPORTED_FORMATS if formats is None else formats
     name = os.path.basename(path).lower()
     gzipped = name.endswith(".gz")
     if gzipped:
         name = name[: -len(".gz")]
     ext = os.path.splitext(name)[1]
-    if ext not in SUPPORTED_FORMATS:
+    if ext not in formats:
         shown = (ext or "no extension") + (".gz" if gzipped else "")
-        raise DataError(path, None, f"unknown file format ({shown}); supported: {_SUPPORTED_TEXT}")
+        raise DataError(path, None, f"unknown file format ({shown}); supported: {supported}")
     return ext, gzipped
 
 
@@ -356,7 +358,7 @@ def read_records(
     if isinstance(required_fields, str):
         required_fields = [required_fields]
     required = list(required_fields)
-    ext, gzipped = _file_format(path)
+    ext, gzipped = file_format(path)
     lines = _lines(path, gzipped)
     if ext == ".jsonl":
         rows = _jsonl_rows(path, lines, required)

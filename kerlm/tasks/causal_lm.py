@@ -214,10 +214,7 @@ class CausalLMTask(PretrainingTask):
             return {"log_likelihood": log_likelihood, "num_tokens": num_tokens}
 
         functions["score"] = score
-        seeds = keras.layers.Layer(name="samplers")  # tracks the samplers' seed variables
-        seeds.seeds = [v for s in samplers for v in s.variables]
-        seeds.built = True
-        return functions, [self.tokenizer, seeds]
+        return functions, [self.tokenizer, decoding.tracked(samplers)]
 
     def _generate_function(self, model, sampler):
         def generate(prompt, max_length):

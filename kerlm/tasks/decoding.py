@@ -2,6 +2,8 @@
 
 import dataclasses
 
+import keras
+
 from kerlm.config import field
 from kerlm.generation import get_sampler
 
@@ -54,3 +56,12 @@ def describe(options, max_tokens):
                "random": f"temperature {options.temperature}"}.get(options.sampler)
     text = options.sampler + (f" ({details})" if details else "")
     return f"{text}, at most {max_tokens} tokens"
+
+
+def tracked(samplers):
+    """A weightless Keras layer holding the samplers' seed variables, for a serving
+    function's list of objects to track (so a SavedModel keeps the random samplers' state)."""
+    layer = keras.layers.Layer(name="samplers")
+    layer.seeds = [v for s in samplers for v in s.variables]
+    layer.built = True
+    return layer

@@ -256,11 +256,8 @@ class Seq2SeqTask(Task):
         def serve_beam(text, max_length):
             return {"text": self.decode_graph(model, text, beam, max_length)}
 
-        samplers = keras.layers.Layer(name="samplers")  # tracks the samplers' seed variables
-        samplers.seeds = [v for s in (default, greedy, beam) for v in s.variables]
-        samplers.built = True
         return ({"serving_default": serve, "greedy": serve_greedy, "beam_search": serve_beam},
-                [self.preprocessor, samplers])
+                [self.preprocessor, decoding.tracked((default, greedy, beam))])
 
 
 @registry.register("translation", TranslationConfig)

@@ -164,10 +164,7 @@ class SpanCorruptionTask(PretrainingTask):
         def serve(text):
             return {"text": self.fill_graph(model, text, sampler)}
 
-        seeds = keras.layers.Layer(name="samplers")
-        seeds.seeds = list(sampler.variables)
-        seeds.built = True
-        return {"serving_default": serve}, [self.tokenizer, seeds]
+        return {"serving_default": serve}, [self.tokenizer, decoding.tracked([sampler])]
 
     def warmup_inputs(self):
         return {"serving_default": {"text": ["The state of the <extra_id_0> is strong."]}}
