@@ -31,6 +31,30 @@ def configure_devices(num_cpu_devices=0):
             cpu, [tf.config.LogicalDeviceConfiguration()] * num_cpu_devices)
 
 
+# CPU features that run bfloat16 matmuls natively (/proc/cpuinfo flags); without one,
+# TensorFlow emulates bfloat16 on the CPU and mixed_bfloat16 is slower than float32
+# (measured here: 13.7 against 8.2 s a step on an AVX2-only EPYC).
+BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def set_precision(policy, cpu_flags_file="/proc/cpuinfo"):
+    """Set Keras' global dtype policy; warn when `mixed_bfloat16` will run emulated (no GPU
+    or TPU, and a Linux CPU without native bfloat16). Returns the warning or None."""
+    keras.mixed_precision.set_global_policy(policy)
+    if policy != "mixed_bfloat16" or tf.config.list_physical_devices("GPU") or \
+            tf.config.list_physical_devices("TPU") or not os.path.isfile(cpu_flags_file):
+        return None
+    with open(cpu_flags_file, encoding="utf-8", errors="replace") as f:
+        flags = f.read().split()
+    if any(flag in flags for flag in BFLOAT16_CPU_FLAGS):
+        return None
+    message = ("--mixed_precision=mixed_bfloat16 on a CPU without native bfloat16 "
+               f"({' / '.join(BFLOAT16_CPU_FLAGS)}): TensorFlow emulates it, slower than "
+               "--mixed_precision=float32")
+    logging.warning(message)
+    return message
+
+
 def get_strategy(name):
     """The `tf.distribute` strategy for `default`, `one_device` or `mirrored`."""
     if name == "default":

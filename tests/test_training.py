@@ -7,10 +7,12 @@ import subprocess
 import sys
 import time
 
+import keras
 import pytest
 import requests
 
 from conftest import free_port, run_app
+from kerlm import training
 
 FAST = ["--task=sentiment", "--model=encoder_tiny", "--sequence_length=32", "--batch_size=64",
         "--learning_rate=1e-3", "--log_every_steps=5"]
@@ -111,3 +113,19 @@ def test_tensorboard_serves_the_scalars_and_hparams(trained_run):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("flags, warned", [("fpu sse avx2 fma", True),
+                                           ("fpu avx2 avx512f avx512_bf16", False)])
+def test_emulated_bfloat16_is_warned_about(tmp_path, flags, warned):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    try:
+        message = training.set_precision("mixed_bfloat16", str(cpuinfo))
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+        assert (message is not None) == warned
+        if warned:
+            assert "slower than --mixed_precision=float32" in message
+        assert training.set_precision("float32", str(cpuinfo)) is None
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

@@ -30,8 +30,7 @@ def main(_):
     if resuming:
         logging.info("Resuming the run in %s", FLAGS.model_dir)
     if config.train.mixed_precision != "float32":
-        import keras
-        keras.mixed_precision.set_global_policy(config.train.mixed_precision)
+        training.set_precision(config.train.mixed_precision)
     task = tasks.get_task(config)
     model = training.train(task, FLAGS.model_dir)
     report = task.evaluate(model, task.read("dev"))
