@@ -203,7 +203,7 @@ class Task(abc.ABC):
                 max_sequence_length=max(length, positions, 16))
         else:
             backbone = _checkpoint_backbone(preset, model_config.dropout, vocabulary_size,
-                                            length)
+                                            length, positions)
         self.check_backbone(backbone.capabilities, f"--model={preset}")
         # Expected, not bugs: a head that does not read BERT's pooler (mean pooling, span
         # logits) leaves it without gradients, and so does one that reads only the
@@ -289,8 +289,9 @@ class Task(abc.ABC):
         return None
 
 
-def _checkpoint_backbone(preset, dropout, vocabulary_size, sequence_length):
-    """A checkpoint directory's backbone, checked against the vocabulary and sequence."""
+def _checkpoint_backbone(preset, dropout, vocabulary_size, sequence_length, positions=0):
+    """A checkpoint directory's backbone, checked against the vocabulary, the sequence and
+    the positions the task needs beyond it (e.g. the decoding length)."""
     try:
         backbone = models.Backbone.from_preset(preset, dropout=dropout)
     except ValueError as e:  # the loader's message names the directory
@@ -304,5 +305,8 @@ def _checkpoint_backbone(preset, dropout, vocabulary_size, sequence_length):
             sequence_length > limit:
         raise ConfigError(f"--sequence_length={sequence_length} exceeds the "
                           f"{limit} positions of --model={preset}")
+    if getattr(backbone, "position", "learned") == "learned" and limit and positions > limit:
+        raise ConfigError(f"the task needs {positions} positions (its decoding length, "
+                          f"e.g. --max_decode_length) but --model={preset} has {limit}")
     return backbone
 

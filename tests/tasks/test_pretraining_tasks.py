@@ -136,6 +136,21 @@ def test_a_task_whose_tokenizer_differs_from_the_backbones_is_refused(tmp_path):
     assert "\n" not in str(error.value)
 
 
+def test_a_decoding_length_beyond_the_backbones_positions_is_refused(tmp_path):
+    corrupt = _task("span_corruption", tmp_path, "encoder_decoder_tiny")
+    backbone_dir = str(tmp_path / "backbone")
+    corrupt.new_model().backbone.save_to_preset(backbone_dir)  # 32 positions
+    corrupt.tokenizer.save(backbone_dir)
+    task = tasks.get_task(tasks.default_config("summarization", {
+        "model.preset": backbone_dir, "summarization.sequence_length": 32,
+        "summarization.target_sequence_length": 16,
+        "summarization.max_decode_length": 40}))
+    task.prepare(task.read("train")[:20], str(tmp_path / "run2"))
+    with pytest.raises(ConfigError, match="needs 41 positions .* has 32$") as error:
+        task.new_model()
+    assert "\n" not in str(error.value)
+
+
 @pytest.mark.slow
 def test_pretrain_then_fine_tune_starts_from_the_pretrained_weights(tmp_path):
     data = _corpus(tmp_path)
