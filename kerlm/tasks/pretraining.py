@@ -15,7 +15,10 @@ The embedded default (`--embedded_corpus=mixed`): the State of the Union address
 of the other embedded sets' training splits (Wikipedia paragraphs, Debian package
 descriptions, Bible verses in English); never the UCI sentiment sentences (whose imdb
 domain is the held-out cross-domain test). `--embedded_corpus=sotu`: the addresses only.
-Dev and test are the held-out addresses in both cases.
+`--embedded_corpus=bilingual`: `mixed` plus the Spanish Bible training verses, so that a
+backbone meant for en→es translation has Spanish pieces in its vocabulary (mBART / mT5
+pretrain on every language they translate). Dev and test are the held-out addresses in
+every case.
 """
 
 import dataclasses
@@ -42,9 +45,11 @@ class CorpusConfig(TaskConfig):
                                                "line is a document (default: documents "
                                                "are separated by blank lines).")
     embedded_corpus: str = field("mixed", "Without --train_data: 'sotu' (State of the "
-                                          "Union addresses) or 'mixed' (plus the English "
-                                          "text of the embedded sets' training splits).",
-                                 choices=["mixed", "sotu"])
+                                          "Union addresses), 'mixed' (plus the English "
+                                          "text of the embedded sets' training splits) "
+                                          "or 'bilingual' (mixed plus the Spanish Bible "
+                                          "training verses).",
+                                 choices=["mixed", "sotu", "bilingual"])
     vocabulary_sample_chars: int = field(4_000_000, "Characters of training text the "
                                                     "vocabulary is learned from (taken from "
                                                     "every source in turn).")
@@ -54,7 +59,7 @@ class CorpusConfig(TaskConfig):
 def _embedded_sources(split, which):
     """`{source name: zero-argument generator of documents}` of the embedded corpus."""
     sources = {f"state_of_the_union:{split}": lambda: state_of_the_union.documents(split)}
-    if which == "mixed" and split == "train":
+    if which in ("mixed", "bilingual") and split == "train":
         sources.update({
             "wiki_cloze_qa:train": lambda: iter(dict.fromkeys(
                 r.fields["context"] for r in wiki_cloze_qa.load("train"))),
@@ -62,6 +67,9 @@ def _embedded_sources(split, which):
                                                for r in debian_summaries.load("train")),
             "bible_en_es:train": lambda: (r.fields["en"] for r in bible_en_es.load("train")),
         })
+    if which == "bilingual" and split == "train":
+        sources["bible_en_es:train:es"] = lambda: (r.fields["es"]
+                                                   for r in bible_en_es.load("train"))
     return sources
 
 
