@@ -5,7 +5,10 @@ does: `"registered_name": "kerlm>..."` is a kerlm save (`Backbone.save_to_preset
 `"keras_hub>BertBackbone"` (or GPT-2, BART) a keras-hub preset (converted with
 `convert_keras_hub`), `"model_type": "bert"` or `"gpt2"` a Hugging Face checkpoint (read with
 `convert_huggingface`). `wordpiece_vocabulary(path)` finds the WordPiece vocabulary file a
-directory carries, to tokenize text for its backbone.
+directory carries, to tokenize text for its backbone (`kerlm.tokenizers.load(path)` reads
+it with its casing and special tokens: a Hugging Face BERT-family directory's `vocab.txt`
+or `tokenizer.json`, and `tokenizer_config.json`; a sentence-transformers directory's
+pooling is `kerlm.models.sentence_transformers.pooling(path)`).
 
 Example:
 >>> import tempfile
@@ -27,6 +30,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
 KERAS_HUB_BACKBONES = [f"keras_hub>{name}" for name in convert_keras_hub.supported()]
 VOCABULARY_FILES = ("vocab.txt", os.path.join("assets", "tokenizer", "vocabulary.txt"))
+TOKENIZER_FILE = "tokenizer.json"  # Hugging Face `tokenizers`' file (or keras-hub's config)
 SUPPORTED = ("a kerlm save (Backbone.save_to_preset), a keras-hub preset of "
              f"{', '.join(convert_keras_hub.supported())}, or a Hugging Face checkpoint "
              f"(config.json + model.safetensors) of model_type "
@@ -72,10 +76,22 @@ def load_directory(path, **overrides):
                      f"(Hugging Face); its keys are {sorted(config)[:10]}; kerlm loads {SUPPORTED}")
 
 
+def _is_wordpiece(path):
+    """True if `path` is a Hugging Face tokenizer.json of a WordPiece model."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            spec = json.load(f)
+    except ValueError:
+        return False
+    return isinstance(spec, dict) and (spec.get("model") or {}).get("type") == "WordPiece"
+
+
 def wordpiece_vocabulary(path):
     """The WordPiece vocabulary file in directory `path` (Hugging Face `vocab.txt`, keras-hub
-    `assets/tokenizer/vocabulary.txt`), or None."""
+    `assets/tokenizer/vocabulary.txt`, else a Hugging Face WordPiece `tokenizer.json`), or
+    None."""
     for name in VOCABULARY_FILES:
         if os.path.isfile(os.path.join(path, name)):
             return os.path.join(path, name)
-    return None
+    tokenizer = os.path.join(path, TOKENIZER_FILE)
+    return tokenizer if os.path.isfile(tokenizer) and _is_wordpiece(tokenizer) else None

@@ -24,6 +24,10 @@ from kerlm.models.convert_weights import FLAT, SAME, Checkpoint, dense, linear, 
 
 WEIGHTS_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
+# What to do with a checkpoint of PyTorch (or TensorFlow, Flax) weights.
+CONVERT = ("convert it where PyTorch and transformers are installed: "
+           "transformers.AutoModel.from_pretrained({0!r}).save_pretrained({0!r}, "
+           "safe_serialization=True) writes {1} beside the other weights")
 # Hugging Face `hidden_act` / `activation_function` names -> kerlm activations.
 ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_approximate",
                "gelu_pytorch_tanh": "gelu_approximate", "relu": "relu", "silu": "silu",
@@ -152,7 +156,7 @@ def read_safetensors(directory, stack):
                        if f.endswith((".bin", ".h5", ".msgpack", ".safetensors")))
         raise ValueError(f"Hugging Face checkpoint {directory} has no {WEIGHTS_FILE} or "
                          f"{INDEX_FILE} (weight files found: {found or 'none'}); kerlm reads "
-                         "safetensors only")
+                         f"safetensors only: {CONVERT.format(directory, WEIGHTS_FILE)}")
     files = {}
 
     def handle(filename):
@@ -191,7 +195,9 @@ def load(directory, config=None, **overrides):
     model_type = config.get("model_type")
     if model_type not in MODELS:
         raise ValueError(f"Hugging Face checkpoint {directory} has model_type {model_type!r}; "
-                         f"kerlm loads {', '.join(sorted(MODELS))}")
+                         f"kerlm loads {', '.join(sorted(MODELS))} (BERT-family encoders saved "
+                         "as model_type bert, e.g. MiniLM; GPT-2): use a checkpoint of one "
+                         "of those")
     class_name, make_config, make_plan, anchor, ignore = MODELS[model_type]
     model = registry.backbone_class(class_name)(**{**make_config(config), **overrides})
     with contextlib.ExitStack() as stack:

@@ -10,7 +10,7 @@ Example:
 >>> sorted(cls.__name__ for cls in registered())
 ['SentencePieceTokenizer', 'WordPieceTokenizer']
 >>> files()
-['sentencepiece.model', 'sentencepiece.json', 'vocab.txt']
+['sentencepiece.model', 'sentencepiece.json', 'vocab.txt', 'tokenizer_config.json']
 """
 
 import importlib

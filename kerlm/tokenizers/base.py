@@ -92,11 +92,14 @@ class Tokenizer(keras.layers.Layer):
 
     `reversible`: `detokenize(tokenize(text))` gives the text back, spacing included (up
     to the tokenizer's normalization), so generated ids can be shown as text.
+    `max_length`: the most tokens (special ones included) a sequence may have for the
+    checkpoint the tokenizer came with (Hugging Face's `model_max_length`); None: unknown.
     """
 
     file = None  # set by `register`
     extra_files = ()
     reversible = False
+    max_length = None
     pad_id = unk_id = start_id = end_id = mask_id = None
     sentinel_ids = ()
 
