@@ -1,6 +1,10 @@
 """Evaluate a trained run on its test (or dev) split, beside the task's simple baselines.
 
     python apps/evaluate.py --model_dir=runs/sentiment
+    python apps/evaluate.py --model_dir=runs/qa --split=natural
+
+`--split` is one of the task's evaluation splits (`Task.evaluation_splits()`: "dev" and
+"test", and a task's own evaluation sets, e.g. qa's "natural" questions).
 
 Writes `MODEL_DIR/<split>_metrics.json`, TensorBoard scalars (and, for text-generating
 tasks, a table of source / reference / output examples) under `MODEL_DIR/logs/eval_<split>`,
@@ -14,7 +18,8 @@ from absl import flags
 from kerlm.apps import flags as kerlm_flags
 
 kerlm_flags.define_model_dir()
-flags.DEFINE_enum("split", "test", ["test", "dev"], "Which split of the run's data to score.")
+flags.DEFINE_string("split", "test", "Which split to score: the run's test or dev data, or "
+                    "one of the task's own evaluation sets (qa: natural).")
 flags.DEFINE_string("data", None, "Score this file instead (same format and fields as the "
                     "run's training data).")
 flags.DEFINE_bool("baseline", True, "Also score the task's simple baselines (bag-of-words "
@@ -40,10 +45,23 @@ def write_tensorboard(log_dir, report, step):
                                       for e in examples]), name=key.replace("/", "_"))
 
 
+def check_split(task, split):
+    """Refuse a `--split` the task does not have, in one line listing its choices."""
+    from kerlm.config import ConfigError
+
+    choices = task.evaluation_splits()
+    if split not in choices:
+        raise ConfigError(f"--split={split}: the {task.name} task has no such split; choose "
+                          f"from {', '.join(choices)}")
+
+
 def main(_):
     from kerlm import tasks, training
 
-    task = tasks.restore_task(FLAGS.model_dir)
+    task = tasks.get_task(tasks.load_config(FLAGS.model_dir))
+    if not FLAGS.data:
+        check_split(task, FLAGS.split)  # before loading anything
+    task.restore(FLAGS.model_dir)
     if FLAGS.data:
         records = task.read_file(FLAGS.data)
     else:

@@ -142,6 +142,11 @@ class Task(abc.ABC):
             raise ConfigError("--eval_data is required when --train_data is set")
         return None
 
+    def evaluation_splits(self):
+        """The splits `read` gives for `apps/evaluate.py --split` (beside training's
+        "train"): "dev" and "test" by default; a task may add its own evaluation sets."""
+        return ("dev", "test")
+
     # Assets -------------------------------------------------------------------------------
     @abc.abstractmethod
     def prepare(self, train_records, model_dir):

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from kerlm import baselines, heads, preprocessing, tokenizers
 from kerlm.config import ConfigError, TaskConfig, field
-from kerlm.data import cloze, squad, wiki_cloze_qa
+from kerlm.data import cloze, squad, wiki_cloze_qa, wiki_natural_qa
 from kerlm.metrics import squad_report
 from kerlm.tasks import registry
 from kerlm.tasks.base import Task
@@ -42,7 +42,8 @@ class QAConfig(TaskConfig):
 class QATask(Task):
     """Find each question's answer in its context (SQuAD v1.1, or v2.0 with unanswerable
     questions). Reads SQuAD JSON or JSONL (`question`, `context`, `answers`); without files
-    it trains on the embedded Wikipedia cloze questions.
+    it trains on the embedded Wikipedia cloze questions. `apps/evaluate.py --split=natural`
+    scores a run on the embedded natural questions of the test articles too.
 
     Long contexts are read in windows (`--doc_stride`), the answer is the best span over all
     windows (`--max_answer_length`), mapped back to the exact characters of the context. A
@@ -71,8 +72,23 @@ class QATask(Task):
     def read_file(self, path):
         return squad.read_qa(path, skip_bad_rows=self.config.data.skip_bad_rows)
 
+    def evaluation_splits(self):
+        """Also "natural": the embedded natural questions on the test articles."""
+        return ("dev", "test", "natural")
+
     def read(self, split):
-        """The split's records; training adds `--cloze_questions` made from its contexts."""
+        """The split's records; training adds `--cloze_questions` made from its contexts.
+        "natural" is always the embedded `kerlm.data.wiki_natural_qa` set (natural questions
+        on wiki_cloze_qa's test articles), whatever the data files.
+
+        >>> from kerlm import tasks
+        >>> task = tasks.get_task(tasks.default_config("qa", {"data.test_data": "my.json"}))
+        >>> records = task.read("natural")
+        >>> len(records), records[0].fields["id"], "natural" in task.evaluation_splits()
+        (252, 'natural-0001', True)
+        """
+        if split == "natural":
+            return wiki_natural_qa.load("test")
         records = super().read(split)
         per_sentence = self.options.cloze_questions
         if split == "train" and per_sentence:

@@ -312,6 +312,44 @@ def test_training_and_evaluate_report_squad_metrics_and_baselines(qa_run):
     assert test["sentence_overlap_baseline"]["exact_match"] < 5
 
 
+def test_evaluate_on_the_natural_questions_with_the_baselines(qa_run):
+    """`--split=natural`: the embedded natural questions (not the run's --test_data), with
+    the baselines; the cloze gap is no help on questions that are not cloze sentences."""
+    model_dir = qa_run["model_dir"]
+    result = run_app("evaluate", f"--model_dir={model_dir}", "--split=natural")
+    natural = json.load(open(os.path.join(model_dir, "natural_metrics.json")))
+    assert set(natural) == {"model", "sentence_overlap_baseline", "cloze_gap_baseline"}
+    assert {r["num_examples"] for r in natural.values()} == {252}
+    assert natural["cloze_gap_baseline"]["exact_match"] < 5
+    assert "(252 examples)" in result.stdout
+
+
+def test_natural_split_is_qa_only_and_ignores_the_test_data():
+    from kerlm import tasks
+    qa = tasks.get_task(tasks.default_config("qa", {"data.test_data": "mine.jsonl"}))
+    assert qa.evaluation_splits() == ("dev", "test", "natural")
+    records = qa.read("natural")
+    assert len(records) >= 150 and records[0].fields["id"] == "natural-0001"
+    assert "natural" not in tasks.get_task(tasks.default_config("sentiment")) \
+        .evaluation_splits()
+
+
+def test_evaluate_refuses_a_split_the_task_lacks_in_one_line(tmp_path):
+    """Checked from config.json alone, before the run's assets or model are loaded."""
+    from kerlm import tasks
+    for task, split, choices in [("sentiment", "natural", "dev, test"),
+                                 ("qa", "tset", "dev, test, natural")]:
+        model_dir = tmp_path / task
+        tasks.default_config(task).save(str(model_dir))
+        result = run_app("evaluate", f"--model_dir={model_dir}", f"--split={split}",
+                         check=False)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        name = tasks.registry.get(task).name
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"error: --split={split}: the {name} task has no such split; choose from "
+            f"{choices}")
+
+
 LONG = " ".join([CONTEXT] * 12)  # about 200 pieces: several windows of 96
 
 
