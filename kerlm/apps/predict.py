@@ -19,6 +19,15 @@ One output line per input, in order: the `--text` values, then every line of
 output line is `{"text": "", "skipped": "empty text"}`, so output line N always answers
 input N (`paste` and `wc -l` line up). No input at all (an empty file) prints nothing.
 
+Search (`sentence_embedding` runs): the `--top_k` passages of `--corpus` (one per line, or
+JSONL with `--text_field`) nearest each `--query` by cosine, one JSON line per query
+`{"query", "results": [{"rank", "score", "text"}]}`. The corpus's embeddings are saved in
+`MODEL_DIR/embeddings/` with a fingerprint of the corpus file and the model, and reused
+while both are unchanged:
+
+    python apps/predict.py --model_dir=runs/sentence_embedding --corpus=passages.txt \
+        --query="a text editor for the terminal" --top_k=5
+
 Start-up: TensorFlow is imported after the flags are parsed, TensorBoard not at all; up to
 the task's `eager_predict_limit` texts (64 for classification) are answered eagerly,
 without tracing the serving function (most of a one-text call's time after the imports).
@@ -26,6 +35,7 @@ without tracing the serving function (most of a one-text call's time after the i
 
 import contextlib
 import json
+import os
 import sys
 
 from absl import app, flags
@@ -37,12 +47,18 @@ flags.DEFINE_multi_string("text", [], "A text to answer (repeat the flag for sev
 flags.DEFINE_string("input_file", None, "A file with one text per line ('-' for stdin).")
 flags.DEFINE_string("question", None, "QA: a question about --context.")
 flags.DEFINE_string("context", None, "QA: the text holding the answer to --question.")
+flags.DEFINE_string("corpus", None, "sentence_embedding: passages to search (.txt: one per "
+                                    "line; .jsonl: --text_field), with --query and --top_k.")
+flags.DEFINE_multi_string("query", [], "sentence_embedding: a text to search --corpus for.")
+flags.DEFINE_string("text_field", "text", "sentence_embedding: the JSONL field of a passage.")
+EMBEDDINGS_DIR = "embeddings"  # MODEL_DIR/embeddings/CORPUS.npy (+ .json: its fingerprint)
 # Decoding, for the tasks that generate (causal_lm, translation, summarization,
 # span_corruption): they override the run's config for this call only.
 flags.DEFINE_enum("sampler", None, ["greedy", "beam", "top_k", "top_p", "random"],
                   "Decoding: greedy, beam search, top-k, top-p (nucleus) or random sampling.")
 flags.DEFINE_integer("beam_width", None, "Beam search: number of beams.")
-flags.DEFINE_integer("top_k", None, "top_k sampling: sample among the k most likely tokens.")
+flags.DEFINE_integer("top_k", None, "top_k sampling: sample among the k most likely tokens; "
+                                   "with --corpus: passages per query (default 10).")
 flags.DEFINE_float("top_p", None, "top_p sampling: smallest token set with this mass.")
 flags.DEFINE_float("temperature", None, "Sampling temperature (divides the logits).")
 flags.DEFINE_integer("max_decode_length", None, "Most generated tokens per input.")
@@ -125,7 +141,36 @@ def _eager_for_few(task, count):
         tf.config.run_functions_eagerly(before)
 
 
+def search(model_dir, corpus_path, queries, top_k, text_field="text"):
+    """One result dict per query: the `top_k` nearest passages of `corpus_path`; the
+    corpus's embeddings cached under `model_dir/embeddings/` (see the module doc)."""
+    from kerlm import export, tasks, training  # noqa: PLC0415 (imports TensorFlow)
+    from kerlm.config import ConfigError  # noqa: PLC0415
+    from kerlm.data import corpus  # noqa: PLC0415
+
+    task = tasks.restore_task(model_dir)
+    if not hasattr(task, "corpus_embeddings"):
+        raise ConfigError(f"--corpus: --task={task.config.task} does not search a corpus "
+                          "(a sentence_embedding run does)")
+    model = training.load_model(model_dir)
+    passages = list(corpus.read_documents(corpus_path, text_field, one_per_line=True))
+    with contextlib.redirect_stdout(sys.stderr):  # the progress bar; stdout is JSON lines
+        vectors, reused = task.corpus_embeddings(
+            model, corpus_path, passages, export.fingerprint(task, model, task.export_name),
+            os.path.join(model_dir, EMBEDDINGS_DIR))
+    print(f"{'Reused' if reused else 'Embedded'} {len(passages)} passages of {corpus_path}",
+          file=sys.stderr)
+    return task.search(model, vectors, passages, queries, top_k)
+
+
 def main(_):
+    if FLAGS.corpus:
+        if not FLAGS.query:
+            raise app.UsageError("Give --query with --corpus")
+        for result in search(FLAGS.model_dir, FLAGS.corpus, FLAGS.query, FLAGS.top_k or 10,
+                             FLAGS.text_field):
+            print(json.dumps(result, ensure_ascii=False))
+        return
     texts = list(FLAGS.text)
     if (FLAGS.question is None) != (FLAGS.context is None):
         raise app.UsageError("Give --question and --context together")

@@ -10,7 +10,8 @@ Example:
 
 import re
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+from kerlm.data.sentence_pairs import sentence_spans
+
 _WORD = re.compile(r"\w+")
 _GAP = re.compile(r"<[^<>]*>")
 
@@ -21,7 +22,7 @@ def _words(text):
 
 def _best_sentence(question, context):
     question_words = set(_words(_GAP.sub(" ", question)))
-    sentences = [s for s in _SENTENCE_END.split(context) if s.strip()] or [context]
+    sentences = [context[s:e] for s, e in sentence_spans(context)] or [context]
     return max(sentences, key=lambda s: len(question_words & set(_words(s))))
 
 

@@ -26,6 +26,26 @@ class MaskedMeanPooling(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kerlm")
+class MaskedMaxPooling(keras.layers.Layer):
+    """Largest value of each feature of `[batch, length, hidden]` over the positions where
+    `padding_mask` is 1 (sentence-transformers' max pooling: padded states count as -1e9).
+
+    Example:
+    >>> import numpy as np
+    >>> x = np.array([[[1.0, -5.0], [3.0, -7.0], [100.0, 9.0]]], "float32")
+    >>> keras.ops.convert_to_numpy(MaskedMaxPooling()(x, np.array([[1, 1, 0]]))).tolist()
+    [[3.0, -5.0]]
+    """
+
+    def call(self, inputs, padding_mask):
+        real = ops.expand_dims(ops.cast(padding_mask, "bool"), -1)
+        return ops.max(ops.where(real, inputs, ops.cast(-1e9, inputs.dtype)), axis=1)
+
+    def compute_output_shape(self, inputs_shape, padding_mask_shape=None):
+        return (inputs_shape[0], inputs_shape[-1])
+
+
+@keras.saving.register_keras_serializable(package="kerlm")
 class TokenPooling(keras.layers.Layer):
     """The state of one token per example: the `"first"` or the `"last"` real one.
 

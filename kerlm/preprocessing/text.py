@@ -107,6 +107,21 @@ class TextPairPreprocessor(TextPreprocessor):
                 "segment_ids": tf.cast(segment_ids, tf.int32) * mask}
 
 
+def tokenized(preprocessor, texts, batch_size=512):
+    """A dataset of each text's features (`preprocessor` run on `batch_size` texts at a
+    time), of known cardinality.
+
+    >>> from kerlm.tokenizers import WordPieceTokenizer
+    >>> pre = TextPreprocessor(WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "film"]), 4)
+    >>> ds = tokenized(pre, ["film", "film film"])
+    >>> int(ds.cardinality()), next(iter(ds))["token_ids"].numpy().tolist()
+    (2, [2, 4, 3, 0])
+    """
+    ds = (tf.data.Dataset.from_tensor_slices(texts).batch(batch_size)
+          .map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE).unbatch())
+    return ds.apply(tf.data.experimental.assert_cardinality(len(texts)))  # lost by unbatch
+
+
 def trim_batch(features, multiple=16):
     """Cut a padded batch to its longest real sequence (rounded up to `multiple`).
 

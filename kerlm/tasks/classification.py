@@ -103,15 +103,9 @@ class ClassificationTask(Task):
         self.preprocessor = preprocessing.TextPreprocessor(tokenizer, sequence_length)
 
     # Features -----------------------------------------------------------------------------
-    def _features(self, texts):
-        """Tokenize all texts once (in batches) into a dataset of per-example features."""
-        ds = (tf.data.Dataset.from_tensor_slices(texts).batch(512)
-              .map(self.preprocessor, num_parallel_calls=tf.data.AUTOTUNE).unbatch())
-        return ds.apply(tf.data.experimental.assert_cardinality(len(texts)))  # lost by unbatch
-
     def dataset(self, records, training, batch_size=None):
         texts, label_ids = self.texts_and_label_ids(records)
-        ds = tf.data.Dataset.zip(self._features(texts),
+        ds = tf.data.Dataset.zip(preprocessing.tokenized(self.preprocessor, texts),
                                  tf.data.Dataset.from_tensor_slices(np.array(label_ids, "int32")))
         ds = ds.cache()
         if training:
