@@ -1,5 +1,6 @@
 """The config object: round trips, the task registry's flags, old config files, resume rules."""
 
+import glob
 import json
 import os
 
@@ -12,6 +13,9 @@ from kerlm.apps import config_flags
 from kerlm.tasks import registry
 
 DATA = os.path.join(os.path.dirname(__file__), "fixtures")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGFILES = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "configs",
+                                                                              "*.flags")))
 
 
 def _parse(*argv):
@@ -81,6 +85,20 @@ def test_flags_parse_into_config_with_explicit_fields(tmp_path):
                         "data.skip_bad_rows", "qa.doc_stride"}
     with pytest.raises(flags.IllegalFlagValueError):
         _parse("--strategy=nonsense")
+
+
+@pytest.mark.parametrize("flagfile", FLAGFILES)
+def test_every_recipe_parses_and_a_later_model_flag_wins(flagfile, monkeypatch):
+    """Parse only (no checkpoint directory needed): nested flagfiles are relative to the
+    repository root, and `--model=DIR` after the flagfile replaces the recipe's."""
+    monkeypatch.chdir(ROOT)
+    config, explicit = _parse(f"--flagfile={flagfile}")
+    assert "task" in explicit and config.task in registry.names()
+    if flagfile.endswith("_minilm.flags"):
+        assert config.model.preset == "checkpoints/all-MiniLM-L6-v2"
+    overridden, _ = _parse(f"--flagfile={flagfile}", "--model=/elsewhere/bert-base-uncased")
+    assert overridden.model.preset == "/elsewhere/bert-base-uncased"
+    assert overridden.train == config.train and overridden.options == config.options
 
 
 def test_a_flag_of_another_task_is_refused_naming_its_task():

@@ -28,6 +28,15 @@ while both are unchanged:
     python apps/predict.py --model_dir=runs/sentence_embedding --corpus=passages.txt \
         --query="a text editor for the terminal" --top_k=5
 
+Without a run, a checkpoint directory embeds as it comes (its tokenizer, and its
+sentence-transformers pooling, normalization and `max_seq_length`; no training), its
+embeddings cached under `--cache_dir` (default `kerlm_embeddings/` beside the corpus), in
+a folder named after the checkpoint, with a fingerprint of the corpus file and of the
+checkpoint on disk (`config.json`, every file's size and mtime) and the embedding options:
+
+    python apps/predict.py --task=sentence_embedding --model=checkpoints/all-MiniLM-L6-v2 \
+        --corpus=passages.txt --query="a text editor for the terminal" --top_k=5
+
 Start-up: TensorFlow is imported after the flags are parsed, TensorBoard not at all; up to
 the task's `eager_predict_limit` texts (64 for classification) are answered eagerly,
 without tracing the serving function (most of a one-text call's time after the imports).
@@ -42,7 +51,14 @@ from absl import app, flags
 
 from kerlm.apps import flags as kerlm_flags
 
-kerlm_flags.define_model_dir()
+kerlm_flags.define_model_dir(required=False)
+flags.DEFINE_string("task", None, "Without --model_dir: sentence_embedding, to search "
+                                  "--corpus with the --model checkpoint as it comes.")
+flags.DEFINE_string("model", None, "Without --model_dir (with --task=sentence_embedding): "
+                                   "a checkpoint directory to embed with, untrained.")
+flags.DEFINE_string("cache_dir", None, "sentence_embedding: where --corpus's embeddings are "
+                                       "cached (default MODEL_DIR/embeddings, or "
+                                       "kerlm_embeddings/ beside the corpus with --model).")
 flags.DEFINE_multi_string("text", [], "A text to answer (repeat the flag for several).")
 flags.DEFINE_string("input_file", None, "A file with one text per line ('-' for stdin).")
 flags.DEFINE_string("question", None, "QA: a question about --context.")
@@ -52,6 +68,9 @@ flags.DEFINE_string("corpus", None, "sentence_embedding: passages to search (.tx
 flags.DEFINE_multi_string("query", [], "sentence_embedding: a text to search --corpus for.")
 flags.DEFINE_string("text_field", "text", "sentence_embedding: the JSONL field of a passage.")
 EMBEDDINGS_DIR = "embeddings"  # MODEL_DIR/embeddings/CORPUS.npy (+ .json: its fingerprint)
+# --model without a run: CORPUS_DIR/kerlm_embeddings/CHECKPOINT/CORPUS.npy (+ .json)
+CHECKPOINT_EMBEDDINGS_DIR = "kerlm_embeddings"
+CHECKPOINT_TASKS = ("sentence_embedding",)  # the --task values that work without a run
 # Decoding, for the tasks that generate (causal_lm, translation, summarization,
 # span_corruption): they override the run's config for this call only.
 flags.DEFINE_enum("sampler", None, ["greedy", "beam", "top_k", "top_p", "random"],
@@ -141,34 +160,68 @@ def _eager_for_few(task, count):
         tf.config.run_functions_eagerly(before)
 
 
-def search(model_dir, corpus_path, queries, top_k, text_field="text"):
+def search(model_dir, corpus_path, queries, top_k, text_field="text", checkpoint=None,
+           cache_dir=None):
     """One result dict per query: the `top_k` nearest passages of `corpus_path`; the
-    corpus's embeddings cached under `model_dir/embeddings/` (see the module doc)."""
+    corpus's embeddings cached under `cache_dir`, by default `model_dir/embeddings/` (see
+    the module doc). `checkpoint` instead of `model_dir`: embed with that checkpoint
+    directory as it comes (`SentenceEmbeddingTask.from_checkpoint`), cached by default in
+    `kerlm_embeddings/` beside the corpus, in a folder named after the checkpoint."""
     from kerlm import export, tasks, training  # noqa: PLC0415 (imports TensorFlow)
     from kerlm.config import ConfigError  # noqa: PLC0415
     from kerlm.data import corpus  # noqa: PLC0415
 
-    task = tasks.restore_task(model_dir)
-    if not hasattr(task, "corpus_embeddings"):
-        raise ConfigError(f"--corpus: --task={task.config.task} does not search a corpus "
-                          "(a sentence_embedding run does)")
-    model = training.load_model(model_dir)
+    if checkpoint is not None:
+        task, model = tasks.registry.get("sentence_embedding").task_class.from_checkpoint(
+            checkpoint)
+        model_fingerprint = task.checkpoint_fingerprint()
+        base = cache_dir or os.path.join(os.path.dirname(os.path.abspath(corpus_path)),
+                                         CHECKPOINT_EMBEDDINGS_DIR)
+        cache_dir = os.path.join(base, os.path.basename(os.path.normpath(checkpoint)))
+    else:
+        task = tasks.restore_task(model_dir)
+        if not hasattr(task, "corpus_embeddings"):
+            raise ConfigError(f"--corpus: --task={task.config.task} does not search a "
+                              "corpus (a sentence_embedding run does)")
+        model = training.load_model(model_dir)
+        model_fingerprint = export.fingerprint(task, model, task.export_name)
+        cache_dir = cache_dir or os.path.join(model_dir, EMBEDDINGS_DIR)
     passages = list(corpus.read_documents(corpus_path, text_field, one_per_line=True))
     with contextlib.redirect_stdout(sys.stderr):  # the progress bar; stdout is JSON lines
-        vectors, reused = task.corpus_embeddings(
-            model, corpus_path, passages, export.fingerprint(task, model, task.export_name),
-            os.path.join(model_dir, EMBEDDINGS_DIR))
+        vectors, reused = task.corpus_embeddings(model, corpus_path, passages,
+                                                 model_fingerprint, cache_dir)
     print(f"{'Reused' if reused else 'Embedded'} {len(passages)} passages of {corpus_path}",
           file=sys.stderr)
     return task.search(model, vectors, passages, queries, top_k)
 
 
+def _check_run_or_checkpoint():
+    """`--model_dir` (a trained run), or `--task=sentence_embedding --model=DIR` with
+    `--corpus` (a checkpoint as it comes): one of them, else a usage error."""
+    checkpoint = FLAGS.model is not None or FLAGS.task is not None
+    if FLAGS.model_dir is not None:
+        if checkpoint:
+            raise app.UsageError("--task and --model are for searching without a run; "
+                                 "--model_dir's run has its own")
+        return
+    if not checkpoint:
+        raise app.UsageError("Give --model_dir (a trained run), or --task=sentence_embedding "
+                             "--model=DIR with --corpus and --query (a checkpoint as it "
+                             "comes)")
+    if FLAGS.task not in CHECKPOINT_TASKS or FLAGS.model is None or not FLAGS.corpus:
+        raise app.UsageError("Without --model_dir, predict searches --corpus with a "
+                             "checkpoint: give --task=sentence_embedding --model=DIR "
+                             "--corpus=FILE --query=TEXT")
+
+
 def main(_):
+    _check_run_or_checkpoint()
     if FLAGS.corpus:
         if not FLAGS.query:
             raise app.UsageError("Give --query with --corpus")
         for result in search(FLAGS.model_dir, FLAGS.corpus, FLAGS.query, FLAGS.top_k or 10,
-                             FLAGS.text_field):
+                             FLAGS.text_field, checkpoint=FLAGS.model,
+                             cache_dir=FLAGS.cache_dir):
             print(json.dumps(result, ensure_ascii=False))
         return
     texts = list(FLAGS.text)

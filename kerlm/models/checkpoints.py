@@ -19,6 +19,7 @@ Example:
 ('EncoderBackbone', None)
 """
 
+import hashlib
 import json
 import os
 
@@ -95,3 +96,24 @@ def wordpiece_vocabulary(path):
             return os.path.join(path, name)
     tokenizer = os.path.join(path, TOKENIZER_FILE)
     return tokenizer if os.path.isfile(tokenizer) and _is_wordpiece(tokenizer) else None
+
+
+def fingerprint(path):
+    """SHA-256 (hex) of checkpoint directory `path` as it is on disk, cheap to compute: its
+    `config.json`'s bytes, and the relative path, size and mtime of every file in it (the
+    weights file included, without reading it: a changed or replaced file changes the
+    fingerprint). A ValueError if `path` has no `config.json`."""
+    config_path = os.path.join(path, CONFIG_FILE)
+    if not os.path.isfile(config_path):
+        raise ValueError(f"{path} has no {CONFIG_FILE}; kerlm loads {SUPPORTED}")
+    digest = hashlib.sha256()
+    with open(config_path, "rb") as f:
+        digest.update(f.read())
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            status = os.stat(full)
+            digest.update(f"\n{os.path.relpath(full, path)}:{status.st_size}:"
+                          f"{status.st_mtime_ns}".encode())
+    return digest.hexdigest()

@@ -18,10 +18,10 @@ import numpy as np
 import tensorflow as tf
 
 from kerlm import baselines, heads, preprocessing, tokenizers
-from kerlm.config import ConfigError, TaskConfig, field
+from kerlm.config import Config, ConfigError, TaskConfig, apply_overrides, field
 from kerlm.data import corpus, readers, sentence_pairs
 from kerlm.metrics import blockwise_ranks, retrieval_report, spearman
-from kerlm.models import sentence_transformers
+from kerlm.models import checkpoints, sentence_transformers
 from kerlm.tasks import registry
 from kerlm.tasks.base import Task, check_model
 
@@ -129,6 +129,50 @@ class SentenceEmbeddingTask(Task):
     def restore(self, model_dir):
         self.preprocessor = preprocessing.TextPreprocessor(tokenizers.load(model_dir),
                                                            self.options.sequence_length)
+
+    @classmethod
+    def from_checkpoint(cls, directory, overrides=None):
+        """`(task, model)` for embedding with checkpoint `directory` as it comes, without a
+        run or training: its tokenizer, and its sentence-transformers pooling,
+        normalization and `max_seq_length` when it has them (`modules.json`; else mean
+        pooling, unit vectors and the default `--sequence_length`). `overrides`
+        (`{"section.field": value}`) apply last."""
+        if check_model(directory) != "directory":
+            raise ConfigError(f"--model={directory}: embedding without a run needs a "
+                              "checkpoint directory (a preset's weights are untrained)")
+        try:
+            found = sentence_transformers.pooling(directory) or {}
+        except ValueError as e:
+            raise ConfigError(f"--model: {e}") from e
+        given = {"model.preset": directory, "model.dropout": 0.0}
+        if found:
+            given["sentence_embedding.normalize"] = found["normalize"]
+        if found.get("max_length"):
+            given["sentence_embedding.sequence_length"] = found["max_length"]
+        config = apply_overrides(Config(task="sentence_embedding",
+                                        options=SentenceEmbeddingConfig()),
+                                 {**given, **(overrides or {})})
+        task = cls(config)
+
+        def no_vocabulary():
+            raise ConfigError(f"--model={directory}: no tokenizer to embed text with")
+
+        task.preprocessor = preprocessing.TextPreprocessor(task.vocabulary(no_vocabulary),
+                                                           task.options.sequence_length)
+        return task, task.new_model()
+
+    def checkpoint_fingerprint(self):
+        """SHA-256 (hex) of the `--model` checkpoint directory on disk
+        (`kerlm.models.checkpoints.fingerprint`) and of this task's config (pooling,
+        normalization, sequence length): what decides a `from_checkpoint` model's
+        embeddings, for `corpus_embeddings`' cache."""
+        preset = self.config.model.preset
+        try:
+            on_disk = checkpoints.fingerprint(preset)
+        except ValueError as e:
+            raise ConfigError(f"--model: {e}") from e
+        config = json.dumps(self.config.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(f"{on_disk}:{config}".encode()).hexdigest()
 
     # Features -----------------------------------------------------------------------------
     def views(self, records):

@@ -328,3 +328,85 @@ def test_a_sentence_transformers_checkpoint_embeds_as_published(tmp_path):
     np.testing.assert_allclose(vectors @ vectors.T, [[1.0, 0.6660, 0.1046],
                                                      [0.6660, 1.0, 0.1411],
                                                      [0.1046, 0.1411, 1.0]], atol=1e-4)
+
+
+def _tiny_checkpoint(path, normalize=True, max_length=24):
+    """A kerlm save of a tiny encoder (random weights) with its WordPiece vocabulary and a
+    sentence-transformers pipeline (max pooling, optionally Normalize, max_seq_length)."""
+    from kerlm import tokenizers
+    from kerlm.tokenizers.word_piece import RESERVED_TOKENS
+    words = "the cat dog sat mat bark night stock market fell on at".split()
+    tokens = RESERVED_TOKENS + words + list("abcdefghijklmnopqrstuvwxyz.,!'")
+    EncoderBackbone(vocabulary_size=len(tokens), num_layers=1, hidden_dim=16, num_heads=2,
+                    intermediate_dim=32, max_sequence_length=64).save_to_preset(str(path))
+    tokenizers.WordPieceTokenizer(tokens).save(str(path))
+    modules = [{"path": "", "type": "sentence_transformers.models.Transformer"},
+               {"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    if normalize:
+        modules.append({"path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+    (path / "modules.json").write_text(json.dumps(modules))
+    (path / "1_Pooling").mkdir()
+    (path / "1_Pooling" / "config.json").write_text('{"pooling_mode_max_tokens": true}')
+    (path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_length}))
+    return str(path)
+
+
+def test_a_checkpoint_embeds_as_it_comes_and_caches_by_its_fingerprint(tmp_path):
+    """No run, no training: the checkpoint's tokenizer, pooling, normalization and length;
+    its corpus cache is reused until a file of the checkpoint changes."""
+    checkpoint = _tiny_checkpoint(tmp_path / "ck", normalize=False)
+    task_class = type(tasks.get_task(tasks.default_config("sentence_embedding")))
+    task, model = task_class.from_checkpoint(checkpoint)
+    assert (task.pooling(), task.options.normalize, task.options.sequence_length) == \
+        ("max", False, 24)
+    vectors = task.embed(model, TEXTS)
+    assert vectors.shape == (3, 16)
+    assert not np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)  # no Normalize
+    again, _ = task_class.from_checkpoint(checkpoint)
+    assert again.checkpoint_fingerprint() == task.checkpoint_fingerprint()
+    corpus = tmp_path / "passages.txt"
+    corpus.write_text("\n".join(TEXTS) + "\n")
+    cache = str(tmp_path / "cache")
+    first, reused = task.corpus_embeddings(model, str(corpus), TEXTS,
+                                           task.checkpoint_fingerprint(), cache)
+    assert not reused
+    _, reused = task.corpus_embeddings(model, str(corpus), TEXTS,
+                                       task.checkpoint_fingerprint(), cache)
+    assert reused
+    np.testing.assert_allclose(first, vectors, atol=1e-5)
+    results = task.search(model, first, TEXTS, [TEXTS[1]], 2)
+    assert results[0]["results"][0]["text"] == TEXTS[1]
+    assert results[0]["results"][0]["score"] == pytest.approx(1.0, abs=1e-5)
+    # another checkpoint option (normalization) or a touched weights file: a new fingerprint
+    normalized, _ = task_class.from_checkpoint(
+        checkpoint, {"sentence_embedding.normalize": True})
+    assert normalized.checkpoint_fingerprint() != task.checkpoint_fingerprint()
+    before, weights = task.checkpoint_fingerprint(), os.path.join(checkpoint, "model.weights.h5")
+    os.utime(weights, ns=(os.stat(weights).st_atime_ns, os.stat(weights).st_mtime_ns + 10**9))
+    assert task.checkpoint_fingerprint() != before
+    with pytest.raises(ConfigError, match="needs a checkpoint directory"):
+        task_class.from_checkpoint("encoder_tiny")
+
+
+def test_predict_searches_with_a_checkpoint_without_a_run(tmp_path):
+    checkpoint = _tiny_checkpoint(tmp_path / "ck")
+    corpus = tmp_path / "passages.txt"
+    corpus.write_text("\n".join(TEXTS) + "\n")
+    flags = ["--task=sentence_embedding", f"--model={checkpoint}", f"--corpus={corpus}",
+             f"--query={TEXTS[2]}", "--top_k=2"]
+    first = run_app("predict", *flags)
+    cache = tmp_path / "kerlm_embeddings" / "ck" / "passages.txt.npy"
+    again = run_app("predict", *flags)
+    assert "Embedded 3 passages" in first.stderr and "Reused 3 passages" in again.stderr
+    assert np.load(cache).shape == (3, 16)
+    np.testing.assert_allclose(np.linalg.norm(np.load(cache), axis=1), 1.0, atol=1e-5)
+    result = json.loads(again.stdout.strip())
+    assert result["query"] == TEXTS[2] and len(result["results"]) == 2
+    assert result["results"][0] == {"rank": 1, "score": pytest.approx(1.0, abs=1e-5),
+                                    "text": TEXTS[2]}
+    elsewhere = run_app("predict", *flags, f"--cache_dir={tmp_path / 'other'}")
+    assert "Embedded 3 passages" in elsewhere.stderr
+    assert (tmp_path / "other" / "ck" / "passages.txt.npy").exists()
+    missing = run_app("predict", f"--model={checkpoint}", f"--corpus={corpus}",
+                      "--query=x", check=False)
+    assert missing.returncode != 0 and "--task=sentence_embedding" in missing.stderr
