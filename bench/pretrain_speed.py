@@ -88,9 +88,12 @@ def throughput(kind, steps, repeats):
 
 
 def padding_fractions(length=LENGTH, documents=3000):
-    """Padding fraction of one-document-per-row batches vs packed blocks, on the embedded
-    pretraining corpus (its first `documents` training documents)."""
-    task = tasks.get_task(tasks.default_config("masked_lm", {"model.vocabulary_size": 8000}))
+    """Padding fraction of one-document-per-row batches vs the task's packed batches, on
+    the embedded pretraining corpus (its first `documents` training documents), and the
+    fraction of tokens the packed stream drops (the last block's remainder)."""
+    config = tasks.default_config("masked_lm", {"model.vocabulary_size": 8000,
+                                                "masked_lm.sequence_length": length})
+    task = tasks.get_task(config)
     corpus = task.read("train")
     task.tokenizer = task.learn_tokenizer(corpus.sample(2_000_000))
     texts = []
@@ -101,8 +104,15 @@ def padding_fractions(length=LENGTH, documents=3000):
     lengths = task.tokenizer.tokenize(tf.constant(texts)).row_lengths().numpy() + 2
     rows = np.minimum(lengths, length)
     unpacked = 1.0 - rows.sum() / (len(rows) * length)
-    return {"one_document_per_row": float(unpacked), "packed": 0.0,
-            "documents": len(texts), "median_tokens": float(np.median(lengths))}
+    real = total = 0
+    for x, *_ in task.dataset(corpus[:documents], training=False):
+        mask = x["padding_mask"].numpy()
+        real, total = real + mask.sum(), total + mask.size
+    stream = lengths.sum() - len(lengths)  # the pieces plus one separator per document
+    used = real - 2 * total // length  # less each block's [CLS] and [SEP]
+    return {"one_document_per_row": float(unpacked), "packed": float(1.0 - real / total),
+            "packed_dropped": float(1.0 - used / stream), "documents": len(texts),
+            "median_tokens": float(np.median(lengths))}
 
 
 def main():
@@ -115,7 +125,8 @@ def main():
     padding = padding_fractions()
     results = {"padding": padding}
     print(f"padding fraction, seq {LENGTH}: one document per row "
-          f"{padding['one_document_per_row']:.3f}, packed 0.000 "
+          f"{padding['one_document_per_row']:.3f}, packed {padding['packed']:.3f} "
+          f"(tokens dropped at the stream's end {padding['packed_dropped']:.4f}) "
           f"(median document {padding['median_tokens']:.0f} tokens)")
     for kind in ("masked_lm", "causal_lm"):
         best = throughput(kind, args.steps, args.repeats)
