@@ -2,13 +2,14 @@
 
 import keras
 
+from kerlm.heads.backbone_head import BackboneHead
 from kerlm.layers import MaskedMeanPooling, TokenPooling
 
 POOLINGS = ("mean", "first", "last")
 
 
 @keras.saving.register_keras_serializable(package="kerlm")
-class Classifier(keras.Model):
+class Classifier(BackboneHead):
     """Logits over `num_classes` from a backbone's pooled sequence.
 
     The head takes a built backbone (so several heads can share one) of any kind, and its
@@ -72,14 +73,6 @@ class Classifier(keras.Model):
         self.pooling = pooling
         self.dropout = dropout
 
-    def get_config(self):
-        return {"name": self.name, "trainable": self.trainable,
-                "backbone": keras.layers.serialize(self.backbone),
-                "num_classes": self.num_classes, "pooling": self.pooling,
+    def head_config(self):
+        return {"num_classes": self.num_classes, "pooling": self.pooling,
                 "dropout": self.dropout}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.layers.deserialize(config["backbone"])
-        return cls(**config)

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from kerlm.generation import GenerationMixin
+from kerlm.heads.backbone_head import BackboneHead
 
 
 class TokenLogits(keras.layers.Layer):
@@ -23,7 +24,7 @@ class TokenLogits(keras.layers.Layer):
         return ops.cast(self._token_logits(hidden), "float32")
 
 
-class LanguageModel(GenerationMixin, keras.Model):
+class LanguageModel(GenerationMixin, BackboneHead):
     """A functional model: the backbone's inputs → float32 vocabulary logits of its hidden
     states (`hidden_output` names one output of a multi-output backbone), through the tied
     token embedding; plus `GenerationMixin`. Subclasses supply the generation hooks and
@@ -56,12 +57,3 @@ class LanguageModel(GenerationMixin, keras.Model):
         """Float32 next-token logits (or log-probabilities) of decoder states in generation."""
         return ops.cast(self.backbone.token_logits(hidden), "float32")
 
-    def get_config(self):
-        return {"name": self.name, "trainable": self.trainable,
-                "backbone": keras.layers.serialize(self.backbone)}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.layers.deserialize(config["backbone"])
-        return cls(**config)

@@ -3,11 +3,12 @@
 import keras
 from keras import ops
 
+from kerlm.heads.backbone_head import BackboneHead
 from kerlm.heads.language_model import TokenLogits
 
 
 @keras.saving.register_keras_serializable(package="kerlm")
-class MaskedLM(keras.Model):
+class MaskedLM(BackboneHead):
     """Vocabulary logits at the masked positions of a text, from a backbone that encodes.
 
     Inputs: `token_ids`, `padding_mask` (int `[batch, length]`, the masked text) and
@@ -58,16 +59,8 @@ class MaskedLM(keras.Model):
         self.backbone = backbone
         self.layer_norm_epsilon = layer_norm_epsilon
 
-    def get_config(self):
-        return {"name": self.name, "trainable": self.trainable,
-                "backbone": keras.layers.serialize(self.backbone),
-                "layer_norm_epsilon": self.layer_norm_epsilon}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.layers.deserialize(config["backbone"])
-        return cls(**config)
+    def head_config(self):
+        return {"layer_norm_epsilon": self.layer_norm_epsilon}
 
 
 @keras.saving.register_keras_serializable(package="kerlm")

@@ -5,6 +5,7 @@ import math
 import keras
 from keras import ops
 
+from kerlm.heads.backbone_head import BackboneHead
 from kerlm.layers import MaskedMaxPooling, MaskedMeanPooling, TokenPooling
 
 POOLINGS = ("mean", "cls", "max")
@@ -12,7 +13,7 @@ MAX_SCALE = 100.0  # a learned scale is clipped here (CLIP's bound on its logit 
 
 
 @keras.saving.register_keras_serializable(package="kerlm")
-class SentenceEncoder(keras.Model):
+class SentenceEncoder(BackboneHead):
     """One float32 vector `[batch, dim]` per text from an encoder's `sequence_output`.
 
     Inputs are `token_ids` and `padding_mask` (int `[batch, length]`). `pooling`: `"mean"`
@@ -72,14 +73,6 @@ class SentenceEncoder(keras.Model):
             return ops.convert_to_tensor(self.scale, "float32")
         return ops.exp(ops.minimum(self.log_scale, math.log(MAX_SCALE)))
 
-    def get_config(self):
-        return {"name": self.name, "trainable": self.trainable,
-                "backbone": keras.layers.serialize(self.backbone), "pooling": self.pooling,
-                "normalize": self.normalize, "scale": self.scale,
+    def head_config(self):
+        return {"pooling": self.pooling, "normalize": self.normalize, "scale": self.scale,
                 "learnable_scale": self.learnable_scale}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.layers.deserialize(config["backbone"])
-        return cls(**config)

@@ -3,9 +3,11 @@
 import keras
 from keras import ops
 
+from kerlm.heads.backbone_head import BackboneHead
+
 
 @keras.saving.register_keras_serializable(package="kerlm")
-class SpanLabeler(keras.Model):
+class SpanLabeler(BackboneHead):
     """Start and end logits of the answer span for every token (TF Model Garden's
     `BertSpanLabeler`), on an already built backbone with the `"encode"` capability (an
     encoder or encoder-decoder).
@@ -48,15 +50,8 @@ class SpanLabeler(keras.Model):
         self.backbone = backbone
         self.dropout = dropout
 
-    def get_config(self):
-        return {"name": self.name, "trainable": self.trainable,
-                "backbone": keras.layers.serialize(self.backbone), "dropout": self.dropout}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.layers.deserialize(config["backbone"])
-        return cls(**config)
+    def head_config(self):
+        return {"dropout": self.dropout}
 
 
 @keras.saving.register_keras_serializable(package="kerlm")
