@@ -82,6 +82,33 @@ def wait_until_serving(process, url, log, timeout=60):
     pytest.fail(f"server not answering after {timeout} s:\n{log.read_text()}")
 
 
+def serve_and_predict(tmp_path, model_name, base_path, rest_body, grpc_inputs):
+    """Serves the export versions under `base_path` as `model_name` (apps/serve.py), posts
+    `rest_body` to its REST predict URL and sends `grpc_inputs` ({name: list}) to its gRPC
+    Predict (the default signature); returns (the REST response, the gRPC response)."""
+    import grpc  # noqa: PLC0415 (only the serving tests need them)
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: PLC0415
+
+    port = free_port()
+    process, url, log = start_server(tmp_path, f"--port={port}", f"--model_name={model_name}",
+                                     f"--model_base_path={base_path}")
+    try:
+        wait_until_serving(process, f"{url}/v1/models/{model_name}", log)
+        rest = requests.post(f"{url}/v1/models/{model_name}:predict", json=rest_body,
+                             timeout=120)
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = model_name
+        for name, values in grpc_inputs.items():
+            request.inputs[name].CopyFrom(tf.make_tensor_proto(values))
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+                request, timeout=120)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    return rest, response
+
+
 TINY_RUN_FLAGS = ["--task=sentiment", "--model=encoder_tiny", "--sequence_length=64",
                   "--train_steps=60", "--batch_size=32", "--learning_rate=1e-3",
                   "--log_every_steps=10"]

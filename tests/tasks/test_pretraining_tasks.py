@@ -8,14 +8,11 @@ import os
 import subprocess
 import sys
 
-import grpc
 import numpy as np
 import pytest
-import requests
 import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from conftest import free_port, start_server, wait_until_serving
+from conftest import serve_and_predict
 from kerlm import export, models, tasks, tokenizers, training
 from kerlm.config import ConfigError
 
@@ -215,23 +212,10 @@ def test_generation_export_scores_and_continues_in_a_fresh_process_and_is_served
     assert fresh["short"] == [short.numpy()[0].decode()]
     assert longer.numpy()[0].decode().startswith(fresh["short"][0])  # greedy, cut at 2
 
-    port = free_port()
-    process, url, log = start_server(tmp_path, f"--port={port}", "--model_name=causal_lm",
-                                     f"--model_base_path={os.path.dirname(path)}")
-    try:
-        wait_until_serving(process, f"{url}/v1/models/causal_lm", log)
-        rest = requests.post(f"{url}/v1/models/causal_lm:predict",
-                             json={"signature_name": "score",
-                                   "instances": [{"text": "The debt fell."}]}, timeout=120)
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = "causal_lm"
-        request.inputs["prompt"].CopyFrom(tf.make_tensor_proto(["The Congress"]))
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
-                request, timeout=120)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    rest, response = serve_and_predict(
+        tmp_path, "causal_lm", os.path.dirname(path),
+        {"signature_name": "score", "instances": [{"text": "The debt fell."}]},
+        {"prompt": ["The Congress"]})
     assert rest.status_code == 200, rest.text
     assert rest.json()["predictions"][0]["log_likelihood"] == pytest.approx(
         fresh["log_likelihood"][0], rel=1e-5)

@@ -5,15 +5,12 @@ import os
 import subprocess
 import sys
 
-import grpc
 import keras
 import numpy as np
 import pytest
-import requests
 import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from conftest import free_port, run_app, start_server, wait_until_serving
+from conftest import run_app, serve_and_predict
 from kerlm import export, heads, tasks, training
 from kerlm.config import ConfigError
 from kerlm.data import sentence_pairs, wiki_cloze_qa
@@ -263,23 +260,9 @@ def test_export_embeds_like_kerlm_in_a_fresh_process_and_is_served(tmp_path):
     np.testing.assert_allclose(fresh["embedding"], expected, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(fresh["embedding"], axis=1), 1.0, atol=1e-5)
 
-    port = free_port()
-    process, url, log = start_server(tmp_path, f"--port={port}",
-                                     "--model_name=sentence_embedding",
-                                     f"--model_base_path={os.path.dirname(path)}")
-    try:
-        wait_until_serving(process, f"{url}/v1/models/sentence_embedding", log)
-        rest = requests.post(f"{url}/v1/models/sentence_embedding:predict",
-                             json={"instances": [{"text": t} for t in TEXTS]}, timeout=120)
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = "sentence_embedding"
-        request.inputs["text"].CopyFrom(tf.make_tensor_proto(TEXTS))
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
-                request, timeout=120)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    rest, response = serve_and_predict(
+        tmp_path, "sentence_embedding", os.path.dirname(path),
+        {"instances": [{"text": t} for t in TEXTS]}, {"text": TEXTS})
     assert rest.status_code == 200, rest.text
     served = [p["embedding"] if isinstance(p, dict) else p for p in rest.json()["predictions"]]
     np.testing.assert_allclose(served, expected, atol=1e-5)
