@@ -62,7 +62,8 @@ class ModelConfig:
     dropout: float = field(0.1, "Dropout in the backbone and head.")
 
 
-STRATEGIES = ["default", "one_device", "mirrored"]
+STRATEGIES = ["default", "one_device", "mirrored", "multi_worker_mirrored", "tpu",
+              "parameter_server"]
 
 
 @dataclasses.dataclass
@@ -75,8 +76,24 @@ class TrainConfig:
     learning_rate: float = field(5e-4, "Peak learning rate (linear warm-up, cosine decay).")
     warmup_ratio: float = field(0.1, "Fraction of steps spent warming up the learning rate.")
     weight_decay: float = field(0.01, "AdamW weight decay (not applied to biases and norms).")
-    strategy: str = field("default", "tf.distribute strategy.", choices=STRATEGIES,
+    strategy: str = field("default", "tf.distribute strategy (kerlm.distribute; the cluster "
+                                     "ones read TF_CONFIG).", choices=STRATEGIES,
                           resumable=True)
+    tpu: str = field("", "--strategy=tpu: the Cloud TPU's name, a grpc:// address, or "
+                         "'local' on a TPU VM.", resumable=True)
+    all_reduce_alg: str = field("auto", "--strategy=multi_worker_mirrored: the collective "
+                                        "implementation (ring on CPUs, nccl on GPUs).",
+                                choices=["auto", "ring", "nccl"], resumable=True)
+    input_sharding: str = field("auto", "How workers split the input: by file, by data "
+                                        "(every worker reads all, keeps its share), auto "
+                                        "(files if there are enough), off.",
+                                choices=["auto", "file", "data", "off"], resumable=True)
+    jit_compile: bool = field(False, "Compile the train step with XLA.", resumable=True)
+    checkpoint_every_steps: int = field(100, "Steps between checkpoints (also written at "
+                                             "each epoch end); 0: epoch ends only. A killed "
+                                             "run loses at most this many steps.",
+                                        resumable=True)
+    max_to_keep: int = field(3, "Checkpoints kept (older ones are deleted).", resumable=True)
     mixed_precision: str = field("float32", "Keras dtype policy.",
                                  choices=["float32", "mixed_bfloat16", "mixed_float16"])
     freeze_backbone: bool = field(False, "Train only the head: keep the backbone that "
@@ -85,8 +102,8 @@ class TrainConfig:
     seed: int = field(42, "Seed for weights, shuffling and dropout.")
     log_every_steps: int = field(25, "Log loss and tokens/s every N steps.", resumable=True)
     validation_interval: int = field(1000, "Streamed training data (a corpus of unknown "
-                                           "size): steps between dev evaluations and "
-                                           "checkpoints (one Keras epoch each).",
+                                           "size): steps between dev evaluations (each "
+                                           "ends an 'epoch').",
                                      resumable=True)
 
 

@@ -1,5 +1,6 @@
 """Training a task under a `tf.distribute` strategy, resumable, logged to TensorBoard."""
 
+import hashlib
 import json
 import math
 import os
@@ -7,10 +8,11 @@ import shutil
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from kerlm import tasks, tokenizers
+from kerlm import checkpointing, distribute, steps, tasks, tokenizers
 from kerlm.config import CONFIG_FILE, ConfigError, apply_overrides, diff
 
 CHECKPOINT_DIR = "checkpoints"
@@ -55,20 +57,6 @@ def set_precision(policy, cpu_flags_file="/proc/cpuinfo"):
     return message
 
 
-def get_strategy(name):
-    """The `tf.distribute` strategy for `default`, `one_device` or `mirrored`."""
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "one_device":
-        gpus = tf.config.list_logical_devices("GPU")
-        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
-    if name == "mirrored":
-        devices = [d.name for d in tf.config.list_logical_devices("GPU")] or \
-                  [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices)
-    raise ValueError(f"Unknown strategy {name!r}")
-
-
 def resolve_config(model_dir, config, explicit):
     """The config to train with: the one saved in `model_dir` if there is one.
 
@@ -106,63 +94,57 @@ def make_optimizer(train_config, total_steps):
     return optimizer
 
 
-class TokenCounter:
-    """Counts the real tokens of the batches a dataset yields (`count(dataset, task)`), from
-    the batches' own masks (`task.num_tokens`), so tokens/s needs no second pass over
-    the data and works on streams. Batches waiting in the prefetch buffer are counted when
-    produced: over a logging interval of many steps the rate is that of training."""
+class ProgressLogger:
+    """Every N steps a log line (loss, learning rate, tokens/s, ETA) and TensorBoard
+    scalars under `log_dir/train`; at each epoch end the epoch's training and dev metrics
+    (`epoch_<metric>` under `train/` and `validation/`, as Keras' TensorBoard names them).
 
-    def __init__(self):
-        with tf.device("/cpu:0"):
-            self.tokens = tf.Variable(0, dtype=tf.int64, trainable=False)
-
-    def count(self, dataset, task):
-        def counted(*batch):
-            self.tokens.assign_add(tf.cast(task.num_tokens(batch[0]), tf.int64))
-            return batch
-        return dataset.map(counted)
-
-
-class ProgressLogger(keras.callbacks.Callback):
-    """Every N steps: a log line (loss, learning rate, tokens/s, ETA) and TensorBoard
-    scalars; at `total_steps` it stops training (so `--train_steps` is exact).
-
-    The loss is the running mean over the epoch so far (what Keras passes to callbacks).
-    Tokens/s counts real (non-pad) tokens, read from a `TokenCounter`.
+    The loss is the running mean over the epoch so far; tokens/s counts real (non-pad)
+    tokens of all workers (`update(step, tokens)` adds a step's tokens).
     """
 
-    def __init__(self, log_dir, every_steps, counter, total_steps):
-        super().__init__()
-        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "train"))
-        self.every_steps = every_steps
-        self.counter = counter
-        self.total_steps = total_steps
-        self._last = None
+    def __init__(self, log_dir, every_steps, total_steps, first_step):
+        self.writers = {name: tf.summary.create_file_writer(os.path.join(log_dir, name))
+                        for name in ("train", "validation")}
+        self.every_steps, self.total_steps = every_steps, total_steps
+        self._tokens = 0.0
+        self._last = (first_step, time.perf_counter(), 0.0)
 
-    def on_train_batch_end(self, batch, logs=None):
-        step = int(self.model.optimizer.iterations.numpy())
-        if step >= self.total_steps:
-            self.model.stop_training = True
-        now, tokens = time.perf_counter(), int(self.counter.tokens.numpy())
-        if self._last is None:
-            self._last = (step, now, tokens)
+    def due(self, step):
+        return step % self.every_steps == 0 or step == self.total_steps
+
+    def update(self, step, tokens, results, learning_rate):
+        """Count a step's tokens; at a logging step, log (`results()` gives the running
+        metrics: called only then, since under several workers it is a collective)."""
+        self._tokens += tokens
+        if not self.due(step):
             return
-        if step % self.every_steps and step != self.total_steps:
-            return
+        now = time.perf_counter()
         seconds = max(now - self._last[1], 1e-9)
-        tokens_per_sec = (tokens - self._last[2]) / seconds
+        tokens_per_sec = (self._tokens - self._last[2]) / seconds
         eta = (self.total_steps - step) * seconds / max(step - self._last[0], 1)
-        self._last = (step, now, tokens)
-        learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        loss = float(logs.get("loss", float("nan")))
+        self._last = (step, now, self._tokens)
+        loss = results().get("loss", float("nan"))
         logging.info("step %d/%d  loss %.4f  lr %.2e  %.0f tokens/s  ETA %s", step,
-                     self.total_steps, loss, learning_rate, tokens_per_sec,
-                     _duration(eta))
-        with self.writer.as_default(step=step):
+                     self.total_steps, loss, learning_rate, tokens_per_sec, _duration(eta))
+        with self.writers["train"].as_default(step=step):
             tf.summary.scalar("tokens_per_sec", tokens_per_sec)
             tf.summary.scalar("learning_rate", learning_rate)
-            tf.summary.scalar("running_loss", loss)  # mean over the epoch so far, as Keras logs it
-        self.writer.flush()
+            tf.summary.scalar("running_loss", loss)  # mean over the epoch so far
+        self.writers["train"].flush()
+
+    def epoch_end(self, epoch, epochs, step, train_logs, dev_logs):
+        logging.info("Epoch %d/%d (step %d): %s  dev %s", epoch + 1, epochs, step,
+                     _metrics_line(train_logs), _metrics_line(dev_logs))
+        for name, logs in (("train", train_logs), ("validation", dev_logs)):
+            with self.writers[name].as_default(step=step):
+                for key, value in logs.items():
+                    tf.summary.scalar(f"epoch_{key}", value)
+            self.writers[name].flush()
+
+
+def _metrics_line(logs):
+    return "  ".join(f"{k} {v:.4f}" for k, v in logs.items())
 
 
 def _duration(seconds):
@@ -192,8 +174,7 @@ def step_budget(task, train_ds):
     """`(epochs, steps_per_epoch, total_steps)` of a run: `--epochs` whole passes, or
     exactly `--train_steps` steps (epochs of one pass each, the last one cut short). A
     stream (a dataset of unknown or infinite size) needs `--train_steps`, in epochs of
-    `--validation_interval` steps over one iterator (Keras keeps it across epochs when
-    `steps_per_epoch` is given), each ending with a dev evaluation and a checkpoint."""
+    `--validation_interval` steps, each ending with a dev evaluation and a checkpoint."""
     config = task.config
     batches, steps = int(train_ds.cardinality()), config.train.train_steps
     if batches <= 0:
@@ -208,15 +189,35 @@ def step_budget(task, train_ds):
 
 
 def train(task, model_dir, strategy=None):
-    """Train `task` (whose config is already resolved) into `model_dir`; return the model.
+    """Train `task` (whose config is already resolved) into `model_dir`; return the model
+    (None on a cluster's workers other than the chief).
 
-    Resumes from `model_dir/checkpoints` when a previous run left one. Writes
-    `config.json`, the task's assets, `model.keras` and TensorBoard logs under `logs/`.
+    Resumes from the newest readable checkpoint in `model_dir/checkpoints` (logging
+    `Resuming from step K`): weights, optimizer state, learning-rate schedule position,
+    dropout RNG and data position, so a resumed run ends with the weights of an
+    uninterrupted one. A checkpoint is written every `--checkpoint_every_steps` steps, at
+    each epoch end and at the end; SIGTERM saves one at the next step and exits with
+    `checkpointing.EXIT_PREEMPTED`. Writes `config.json`, the task's assets, `model.keras`,
+    `backbone/` and TensorBoard logs under `logs/` (the chief only, in a cluster).
     """
     config = task.config
     keras.utils.set_random_seed(config.train.seed)
-    strategy = strategy or get_strategy(config.train.strategy)
-    resuming = os.path.exists(os.path.join(model_dir, CHECKPOINT_DIR))
+    tf.get_logger().setLevel("WARNING")  # not a line per all-reduce and checkpoint save
+    strategy = strategy or distribute.get_strategy(config.train)
+    if distribute.is_parameter_server(strategy):
+        from kerlm import parameter_server  # noqa: PLC0415 (only its own strategy needs it)
+        return parameter_server.train(task, model_dir, strategy)
+    role = distribute.Role(strategy, model_dir)
+    try:
+        return _train(task, model_dir, strategy, role)
+    finally:
+        role.cleanup()
+
+
+def _train(task, model_dir, strategy, role):
+    config = task.config
+    checkpoint_dir = os.path.join(model_dir, CHECKPOINT_DIR)
+    resuming = checkpointing.has_checkpoint(checkpoint_dir)
     if config.train.freeze_backbone and not os.path.isdir(config.model.preset):
         raise ConfigError("--freeze_backbone keeps a trained backbone fixed: give "
                           "--model=a directory with its weights (e.g. "
@@ -226,47 +227,110 @@ def train(task, model_dir, strategy=None):
     if resuming:
         task.restore(model_dir)
     else:
-        task.prepare(train_records, model_dir)
-    config.save(model_dir)
+        task.prepare(train_records, role.write_dir(model_dir))
+    if role.chief:
+        config.save(model_dir)
     train_ds = task.dataset(train_records, training=True)
     dev_ds = task.dataset(task.read("dev"), training=False)
     epochs, steps_per_epoch, total_steps = step_budget(task, train_ds)
-    if config.train.train_steps and int(train_ds.cardinality()) > 0:
-        train_ds = train_ds.repeat()
-    counter = TokenCounter()
-    train_ds = counter.count(train_ds, task)
-    logging.info("Training %s: %s examples, %d steps (%d epoch(s) of %d), %d replica(s)",
-                 config.task, task.num_examples(train_records), total_steps, epochs,
-                 steps_per_epoch, strategy.num_replicas_in_sync)
+    logging.info("Training %s: %s examples, %d steps (%d epoch(s) of %d), %d replica(s) on "
+                 "%d worker(s)", config.task, task.num_examples(train_records), total_steps,
+                 epochs, steps_per_epoch, strategy.num_replicas_in_sync, role.num_workers)
 
     with strategy.scope():
         model = task.new_model()
         if config.train.freeze_backbone:
             model.backbone.trainable = False
         task.compile_model(model, make_optimizer(config.train, total_steps))
-    log_dir = os.path.join(model_dir, LOG_DIR)
-    write_hparams(log_dir, config)
-    callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(model_dir, CHECKPOINT_DIR),
-                                         delete_checkpoint=False, double_checkpoint=True),
-        keras.callbacks.TensorBoard(log_dir=log_dir),
-        ProgressLogger(log_dir, config.train.log_every_steps, counter, total_steps),
-        *task.callbacks(log_dir),
-    ]
-    start = time.perf_counter()
-    model.fit(train_ds, validation_data=dev_ds, epochs=epochs,
-              steps_per_epoch=steps_per_epoch if config.train.train_steps else None,
-              callbacks=callbacks, verbose=2)
-    save_model(model, model_dir)
-    write_report(model_dir, PROGRESS, {"steps": int(model.optimizer.iterations.numpy()),
-                                       "fit_seconds": round(time.perf_counter() - start, 1)})
+    steps.build(model, strategy, train_ds)
+    checkpoints = checkpointing.StepCheckpoints(
+        model, role.write_dir(checkpoint_dir), config.train.max_to_keep,
+        restore_dir=checkpoint_dir)
+    step = checkpoints.restore(role.chief)
+    if step:
+        logging.info("Resuming from step %d", step)
+    log_dir = role.write_dir(os.path.join(model_dir, LOG_DIR))
+    if not step:
+        write_hparams(log_dir, config)
+    loop = steps.Steps(model, strategy, task.num_tokens, config.train.jit_compile)
+    sharding = config.train.input_sharding
+    # The stream of batches is deterministic for a seed: skipping the batches trained on
+    # puts a resumed run where the checkpointed one was (re-reading them costs input
+    # time only, no model compute).
+    iterator = iter(distribute.distribute_dataset(strategy, train_ds.repeat().skip(step),
+                                                  sharding))
+    dev = distribute.distribute_dataset(strategy, dev_ds, sharding)
+    callbacks = task.callbacks(log_dir)
+    for callback in callbacks:
+        callback.set_model(model)
+    progress = ProgressLogger(log_dir, config.train.log_every_steps, total_steps, step)
+    every = config.train.checkpoint_every_steps
+    preemption = checkpointing.preemption_handler(strategy, checkpoints)
+    start, saved = time.perf_counter(), step
+    for epoch in range(step // steps_per_epoch, epochs):
+        logging.info("Epoch %d/%d", epoch + 1, epochs)
+        loop.reset()
+        while step < min((epoch + 1) * steps_per_epoch, total_steps):
+            tokens = loop.train(iterator)
+            step += 1
+            progress.update(step, tokens, loop.results, _learning_rate(model))
+            if preemption:
+                _save_if_preempted(preemption, step)
+            if every and step % every == 0:
+                checkpoints.save(step)
+                saved = step
+        train_logs = loop.results()
+        dev_logs = loop.evaluate(dev)
+        progress.epoch_end(epoch, epochs, step, train_logs, dev_logs)
+        for callback in callbacks:
+            callback.on_epoch_end(epoch, {**train_logs,
+                                          **{f"val_{k}": v for k, v in dev_logs.items()}})
+        if saved != step:
+            checkpoints.save(step)
+            saved = step
+    if role.num_workers > 1:  # every worker's copy, to check they hold the same model
+        logging.info("Worker %d weights fingerprint %s", role.task_id, weights_fingerprint(model))
+    save_model(model, model_dir, role)
+    if role.chief:
+        write_report(model_dir, PROGRESS, {"steps": step,
+                                           "fit_seconds": round(time.perf_counter() - start, 1)})
+    if isinstance(strategy, (tf.distribute.MultiWorkerMirroredStrategy,
+                             tf.distribute.TPUStrategy)):
+        # Keras' evaluate/predict do not work on a model of these strategies (keras#20329):
+        # the chief evaluates and exports what it saved; the other workers are done.
+        return load_model(model_dir) if role.chief else None
     return model
 
 
-def save_model(model, model_dir):
+def _save_if_preempted(handler, step):
+    """The handler's save-and-exit after SIGTERM, with a line saying how to go on."""
+    try:
+        handler.save_checkpoint_if_preempted(checkpoint_number=step)
+    except SystemExit:
+        logging.warning("Preempted (SIGTERM): checkpoint of step %d saved; run the same "
+                        "command again to resume", step)
+        raise
+
+
+def weights_fingerprint(model):
+    """SHA-1 of the model's weights (values and order): equal models, equal fingerprints."""
+    digest = hashlib.sha1()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return digest.hexdigest()
+
+
+def _learning_rate(model):
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def save_model(model, model_dir, role=None):
     """Write `model_dir/model.keras` atomically, and the backbone alone as a preset in
     `model_dir/backbone/` with the run's tokenizer files (`tokenizers.files()`), so that
-    `--model=MODEL_DIR/backbone` fine-tunes another head on it."""
+    `--model=MODEL_DIR/backbone` fine-tunes another head on it. In a cluster every worker
+    saves (reading distributed variables is collective), the chief to `model_dir`."""
+    model_dir = role.write_dir(model_dir) if role else model_dir
+    os.makedirs(model_dir, exist_ok=True)
     path = os.path.join(model_dir, MODEL_FILE)
     model.save(path + ".tmp.keras")
     os.replace(path + ".tmp.keras", path)

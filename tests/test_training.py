@@ -54,7 +54,7 @@ def test_resume_continues_from_last_checkpoint(tmp_path):
     assert "Resuming" not in first.stderr and "ran out of data" not in first.stderr
     second = run_app("train", "--epochs=2", f"--model_dir={model_dir}")
     assert "Resuming the run" in second.stderr
-    assert "Epoch 2/2" in second.stdout and "Epoch 1/2" not in second.stdout
+    assert "Epoch 2/2" in second.stderr and "Epoch 1/2" not in second.stderr
     with open(os.path.join(model_dir, "config.json")) as f:
         saved = json.load(f)
     assert saved["train"]["epochs"] == 2 and saved["sentiment"]["sequence_length"] == 32

@@ -16,9 +16,11 @@ def define_model_dir(required=True):
 def run(main):
     """`absl.app.run(main)`, printing users' mistakes as one line instead of a traceback.
 
-    Bad data (`DataError`, which names file and line) and unusable configs (`ConfigError`)
-    end the program with exit status 2 and an `error: ...` line on stderr.
+    Bad data (`DataError`, which names file and line), unusable configs (`ConfigError`) and
+    checkpoints that cannot be written (`CheckpointError`, e.g. a full disk) end the program
+    with exit status 2 and an `error: ...` line on stderr.
     """
+    from kerlm.checkpointing import CheckpointError
     from kerlm.config import ConfigError
     from kerlm.data.readers import DataError
 
@@ -34,7 +36,7 @@ def run(main):
             raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
         try:
             main(argv)
-        except (DataError, ConfigError) as e:
+        except (DataError, ConfigError, CheckpointError) as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
 

@@ -33,6 +33,8 @@ def main(_):
         training.set_precision(config.train.mixed_precision)
     task = tasks.get_task(config)
     model = training.train(task, FLAGS.model_dir)
+    if model is None:  # a worker of a cluster: the chief evaluates and exports
+        return
     report = task.evaluate(model, task.read("dev"))
     training.write_report(FLAGS.model_dir, "dev_metrics", report)
     print(f"dev {task.headline(report)}")
