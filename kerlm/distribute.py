@@ -35,6 +35,10 @@ from absl import logging
 
 from kerlm.config import ConfigError
 
+class ClusterError(RuntimeError):
+    """A task of the cluster stopped (killed, lost): this one cannot go on alone."""
+
+
 # `--all_reduce_alg` for multi_worker_mirrored (TF Model Garden's flag name).
 ALL_REDUCE = {"auto": tf.distribute.experimental.CommunicationImplementation.AUTO,
               "ring": tf.distribute.experimental.CommunicationImplementation.RING,

@@ -71,10 +71,12 @@ class Cluster:
             return f.read()
 
     def wait(self, names=None, timeout=None):
-        """`{name: exit status}` of the named tasks (default: all but the parameter
-        servers, which serve until they are stopped) once they end; parameter servers are
-        then stopped."""
-        names = names or [n for n in self.tasks if not n.startswith("ps")]
+        """`{name: exit status}` of the named tasks once they end (default: the workers, or
+        the chief of a parameter-server cluster, whose workers and parameter servers serve
+        until they are stopped)."""
+        serving = "ps0" in self.tasks and "chief0" in self.tasks
+        names = names or (["chief0"] if serving else
+                          [n for n in self.tasks if not n.startswith("ps")])
         deadline = None if timeout is None else time.time() + timeout
         codes = {}
         for name in names:

@@ -103,12 +103,12 @@ class ProgressLogger:
     tokens of all workers (`update(step, tokens)` adds a step's tokens).
     """
 
-    def __init__(self, log_dir, every_steps, total_steps, first_step):
+    def __init__(self, log_dir, every_steps, total_steps):
         self.writers = {name: tf.summary.create_file_writer(os.path.join(log_dir, name))
                         for name in ("train", "validation")}
         self.every_steps, self.total_steps = every_steps, total_steps
         self._tokens = 0.0
-        self._last = (first_step, time.perf_counter(), 0.0)
+        self._last = None  # (step, time, tokens) of the last line; rates start after a step
 
     def due(self, step):
         return step % self.every_steps == 0 or step == self.total_steps
@@ -117,9 +117,12 @@ class ProgressLogger:
         """Count a step's tokens; at a logging step, log (`results()` gives the running
         metrics: called only then, since under several workers it is a collective)."""
         self._tokens += tokens
+        now = time.perf_counter()
+        if self._last is None:  # the first step traces and compiles: not in the rates
+            self._last = (step, now, self._tokens)
+            return
         if not self.due(step):
             return
-        now = time.perf_counter()
         seconds = max(now - self._last[1], 1e-9)
         tokens_per_sec = (self._tokens - self._last[2]) / seconds
         eta = (self.total_steps - step) * seconds / max(step - self._last[0], 1)
@@ -263,7 +266,7 @@ def _train(task, model_dir, strategy, role):
     callbacks = task.callbacks(log_dir)
     for callback in callbacks:
         callback.set_model(model)
-    progress = ProgressLogger(log_dir, config.train.log_every_steps, total_steps, step)
+    progress = ProgressLogger(log_dir, config.train.log_every_steps, total_steps)
     every = config.train.checkpoint_every_steps
     preemption = checkpointing.preemption_handler(strategy, checkpoints)
     start, saved = time.perf_counter(), step
@@ -271,7 +274,7 @@ def _train(task, model_dir, strategy, role):
         logging.info("Epoch %d/%d", epoch + 1, epochs)
         loop.reset()
         while step < min((epoch + 1) * steps_per_epoch, total_steps):
-            tokens = loop.train(iterator)
+            tokens = _lost_worker_is_one_line(loop.train, iterator, role, checkpoints)
             step += 1
             progress.update(step, tokens, loop.results, _learning_rate(model))
             if preemption:
@@ -300,6 +303,27 @@ def _train(task, model_dir, strategy, role):
         # the chief evaluates and exports what it saved; the other workers are done.
         return load_model(model_dir) if role.chief else None
     return model
+
+
+def _lost_worker_is_one_line(train_step, iterator, role, checkpoints):
+    """One step; in a cluster, a worker that died (its collectives fail on the others) is a
+    one-line `distribute.ClusterError`: the job must be restarted, from the last checkpoint."""
+    if role.num_workers == 1:
+        return train_step(iterator)
+    try:
+        return train_step(iterator)
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+            tf.errors.AbortedError, tf.errors.CancelledError) as e:
+        raise distribute.ClusterError(
+            f"worker {role.task_id}: another task of the cluster stopped "
+            f"({type(e).__name__}: {_first_line(e)}); restart every task to resume from the "
+            f"last checkpoint (step {checkpoints.latest_step()})") from e
+
+
+def _first_line(error):
+    lines = [line for line in str(error).splitlines() if "aborted by" in line] or \
+        str(error).strip().splitlines() or [""]
+    return lines[0].strip()[:200]
 
 
 def _save_if_preempted(handler, step):

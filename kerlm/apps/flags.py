@@ -17,12 +17,13 @@ def run(main):
     """`absl.app.run(main)`, printing users' mistakes as one line instead of a traceback.
 
     Bad data (`DataError`, which names file and line), unusable configs (`ConfigError`) and
-    checkpoints that cannot be written (`CheckpointError`, e.g. a full disk) end the program
-    with exit status 2 and an `error: ...` line on stderr.
+    checkpoints that cannot be written (`CheckpointError`, e.g. a full disk) and a lost task of
+    a cluster (`ClusterError`) end the program with exit status 2 and an `error: ...` line.
     """
     from kerlm.checkpointing import CheckpointError
     from kerlm.config import ConfigError
     from kerlm.data.readers import DataError
+    from kerlm.distribute import ClusterError
 
     # `--help` lists the main module's key flags: make the app's flags (defined in
     # kerlm/apps/NAME.py, here and, for train, config_flags: the shared config) key flags
@@ -36,7 +37,7 @@ def run(main):
             raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
         try:
             main(argv)
-        except (DataError, ConfigError, CheckpointError) as e:
+        except (DataError, ConfigError, CheckpointError, ClusterError) as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
 
