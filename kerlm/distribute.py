@@ -101,7 +101,7 @@ def _tpu_strategy(tpu):
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
-    except (ValueError, RuntimeError, tf.errors.OpError) as e:
+    except (ValueError, RuntimeError, OSError, tf.errors.OpError) as e:  # OSError: no GCE
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"--tpu={tpu}: no TPU reachable ({first})") from e
     return tf.distribute.TPUStrategy(resolver)
@@ -158,6 +158,24 @@ class Role:
     def cleanup(self):
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def full_batches(dataset):
+    """`dataset` without its partial batches: XLA on TPUs needs a static batch dimension
+    (the sequence dimension takes few values: batches are cut to lengths rounded up to 16,
+    each compiled once). A full batch is as long as the first (a task's rows per batch may
+    differ from `--batch_size`: sentence pairs give two texts each). Drops at most one
+    batch's worth of examples per pass, as Keras' `drop_remainder` does.
+
+    >>> ds = tf.data.Dataset.range(10).batch(4)
+    >>> [len(b) for b in full_batches(ds)]
+    [4, 4]
+    """
+    def rows(*batch):
+        return tf.shape(tf.nest.flatten(batch)[0])[0]
+
+    size = int(rows(*tf.nest.flatten(next(iter(dataset)))))
+    return dataset.filter(lambda *batch: tf.equal(rows(*batch), size))
 
 
 def distribute_dataset(strategy, dataset, sharding):

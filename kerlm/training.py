@@ -236,6 +236,8 @@ def _train(task, model_dir, strategy, role):
     train_ds = task.dataset(train_records, training=True)
     dev_ds = task.dataset(task.read("dev"), training=False)
     epochs, steps_per_epoch, total_steps = step_budget(task, train_ds)
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        train_ds = distribute.full_batches(train_ds)
     logging.info("Training %s: %s examples, %d steps (%d epoch(s) of %d), %d replica(s) on "
                  "%d worker(s)", config.task, task.num_examples(train_records), total_steps,
                  epochs, steps_per_epoch, strategy.num_replicas_in_sync, role.num_workers)
