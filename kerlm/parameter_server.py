@@ -23,14 +23,21 @@ What asynchrony changes (TensorFlow's documented behaviour, measured here):
 import os
 import time
 
+import keras
 import tensorflow as tf
 from absl import logging
 
-from kerlm import checkpointing, steps, training
+from kerlm import checkpointing, distribute, steps, training
 
 
-def train(task, model_dir, strategy):
+def train(task, model_dir, strategy=None):
+    """Train `task` into `model_dir` as `kerlm.training.train` does, asynchronously; return
+    the saved model. On the cluster's workers and parameter servers this serves the chief
+    and does not return (`distribute.get_strategy`)."""
     config = task.config
+    keras.utils.set_random_seed(config.train.seed)
+    tf.get_logger().setLevel("WARNING")
+    strategy = strategy or distribute.get_strategy(config.train)
     coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
     checkpoint_dir = os.path.join(model_dir, training.CHECKPOINT_DIR)
     resuming = checkpointing.has_checkpoint(checkpoint_dir)

@@ -208,8 +208,8 @@ def train(task, model_dir, strategy=None):
     tf.get_logger().setLevel("WARNING")  # not a line per all-reduce and checkpoint save
     strategy = strategy or distribute.get_strategy(config.train)
     if distribute.is_parameter_server(strategy):
-        from kerlm import parameter_server  # noqa: PLC0415 (only its own strategy needs it)
-        return parameter_server.train(task, model_dir, strategy)
+        raise ConfigError("--strategy=parameter_server trains asynchronously: "
+                          "kerlm.parameter_server.train, not kerlm.training.train")
     role = distribute.Role(strategy, model_dir)
     try:
         return _train(task, model_dir, strategy, role)
@@ -221,6 +221,10 @@ def _train(task, model_dir, strategy, role):
     config = task.config
     checkpoint_dir = os.path.join(model_dir, CHECKPOINT_DIR)
     resuming = checkpointing.has_checkpoint(checkpoint_dir)
+    if not resuming and tf.io.gfile.isdir(checkpoint_dir) and tf.io.gfile.listdir(checkpoint_dir):
+        logging.warning("%s holds no step checkpoint kerlm can resume from (an epoch-level "
+                        "Keras backup of an older kerlm?): training from step 0",
+                        checkpoint_dir)
     if config.train.freeze_backbone and not os.path.isdir(config.model.preset):
         raise ConfigError("--freeze_backbone keeps a trained backbone fixed: give "
                           "--model=a directory with its weights (e.g. "

@@ -26,11 +26,15 @@ TIERS = {
     "kerlm.preprocessing": 1, "kerlm.data": 1, "kerlm.baselines": 1, "kerlm.callbacks": 1,
     "kerlm.heads": 2,
     "kerlm.tasks": 3, "kerlm.config": 3,
-    "kerlm.training": 4, "kerlm.export": 4, "kerlm.serving": 4,
+    # running them: the training loop and its checkpoints, strategies and clusters, export
+    "kerlm.training": 4, "kerlm.steps": 4, "kerlm.checkpointing": 4, "kerlm.distribute": 4,
+    "kerlm.parameter_server": 4, "kerlm.local_cluster": 4, "kerlm.export": 4,
+    "kerlm.serving": 4,
     "kerlm.apps": 5,
 }
 # Where `kerlm.config` may be imported (besides itself).
-CONFIG_USERS = ("kerlm.tasks", "kerlm.training", "kerlm.apps", "kerlm.export")
+CONFIG_USERS = ("kerlm.tasks", "kerlm.training", "kerlm.apps", "kerlm.export",
+                "kerlm.distribute")
 
 def _modules():
     """`{dotted name: path}` of every module under kerlm/ (packages by their name)."""

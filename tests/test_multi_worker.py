@@ -191,7 +191,7 @@ def test_a_killed_worker_stops_the_job_and_a_restart_resumes_it(tmp_path):
         error = [line for line in first_log.splitlines() if "Error" in line][-3:]
         print(f"killed worker1 at step {last}; worker0 exited with {survivor} after "
               f"{seconds:.1f} s; its last error lines: {error}")
-        assert survivor == 2, first_log[-3000:]
+        assert survivor == 75, first_log[-3000:]  # EX_TEMPFAIL: retry
         assert re.search(r"error: worker 0: another task of the cluster stopped \(\w+Error: .+\); "
                          r"restart every task to resume from the last checkpoint \(step \d+\)",
                          first_log), first_log[-3000:]

@@ -5,6 +5,7 @@ import sys
 from absl import app, flags
 
 FLAGS = flags.FLAGS
+EXIT_RETRY = 75  # sysexits.h EX_TEMPFAIL: a temporary failure, the same command may be retried
 
 
 def define_model_dir(required=True):
@@ -17,8 +18,9 @@ def run(main):
     """`absl.app.run(main)`, printing users' mistakes as one line instead of a traceback.
 
     Bad data (`DataError`, which names file and line), unusable configs (`ConfigError`) and
-    checkpoints that cannot be written (`CheckpointError`, e.g. a full disk) and a lost task of
-    a cluster (`ClusterError`) end the program with exit status 2 and an `error: ...` line.
+    checkpoints that cannot be written (`CheckpointError`, e.g. a full disk) end the program
+    with exit status 2 and an `error: ...` line; a lost task of a cluster (`ClusterError`)
+    with `EXIT_RETRY`: restarting the job resumes it.
     """
     from kerlm.checkpointing import CheckpointError
     from kerlm.config import ConfigError
@@ -37,8 +39,11 @@ def run(main):
             raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
         try:
             main(argv)
-        except (DataError, ConfigError, CheckpointError, ClusterError) as e:
+        except (DataError, ConfigError, CheckpointError) as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
+        except ClusterError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(EXIT_RETRY)
 
     app.run(guarded)

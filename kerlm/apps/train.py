@@ -22,7 +22,7 @@ FLAGS = flags.FLAGS
 
 
 def main(_):
-    from kerlm import export, tasks, training
+    from kerlm import export, parameter_server, tasks, training
 
     training.configure_devices(FLAGS.num_cpu_devices)
     config, explicit = config_flags.config_from_flags()
@@ -32,7 +32,9 @@ def main(_):
     if config.train.mixed_precision != "float32":
         training.set_precision(config.train.mixed_precision)
     task = tasks.get_task(config)
-    model = training.train(task, FLAGS.model_dir)
+    trainer = parameter_server.train if config.train.strategy == "parameter_server" else \
+        training.train
+    model = trainer(task, FLAGS.model_dir)
     if model is None:  # a worker of a cluster: the chief evaluates and exports
         return
     report = task.evaluate(model, task.read("dev"))
