@@ -27,7 +27,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from kerlm import checkpointing, distribute, steps, training
+from kerlm import checkpointing, distribute, training
 
 
 def train(task, model_dir, strategy=None):
@@ -40,29 +40,15 @@ def train(task, model_dir, strategy=None):
     strategy = strategy or distribute.get_strategy(config.train)
     coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
     checkpoint_dir = os.path.join(model_dir, training.CHECKPOINT_DIR)
-    resuming = checkpointing.has_checkpoint(checkpoint_dir)
-    task.check_model_flag()
-    train_records = task.read("train")
-    if resuming:
-        task.restore(model_dir)
-    else:
-        task.prepare(train_records, model_dir)
-    config.save(model_dir)
-    train_ds = task.dataset(train_records, training=True)
-    dev_ds = task.dataset(task.read("dev"), training=False)
+    train_records, train_ds, dev_ds = training.prepare_run(task, model_dir, model_dir)
     epochs, steps_per_epoch, total_steps = training.step_budget(task, train_ds)
     spec = tf.distribute.cluster_resolver.TFConfigClusterResolver().cluster_spec().as_dict()
     logging.info("Training %s: %s examples, %d steps (%d epoch(s) of %d), asynchronously on "
                  "%d worker(s) and %d parameter server(s)", config.task,
                  task.num_examples(train_records), total_steps, epochs, steps_per_epoch,
                  len(spec.get("worker", [])), len(spec.get("ps", [])))
-    with strategy.scope():
-        model = task.new_model()
-        if config.train.freeze_backbone:
-            model.backbone.trainable = False
-        task.compile_model(model, training.make_optimizer(config.train, total_steps))
-    # The optimizer's slots must be built in the scope too, or they land on the chief.
-    steps.build(model, strategy, train_ds)
+    # Every variable in the scope: optimizer slots built later would land on the chief.
+    model = training.build_model(task, strategy, train_ds, total_steps)
     checkpoints = checkpointing.StepCheckpoints(model, checkpoint_dir, config.train.max_to_keep)
     step = checkpoints.restore()
     if step:

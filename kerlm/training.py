@@ -217,7 +217,10 @@ def train(task, model_dir, strategy=None):
         role.cleanup()
 
 
-def _train(task, model_dir, strategy, role):
+def prepare_run(task, model_dir, write_dir):
+    """Check the run's flags, read the training data and learn the task's assets into
+    `write_dir` (or restore them from `model_dir`, resuming); the chief (`write_dir ==
+    model_dir`) saves the config. Returns `(train_records, train_ds, dev_ds)`."""
     config = task.config
     checkpoint_dir = os.path.join(model_dir, CHECKPOINT_DIR)
     resuming = checkpointing.has_checkpoint(checkpoint_dir)
@@ -234,24 +237,36 @@ def _train(task, model_dir, strategy, role):
     if resuming:
         task.restore(model_dir)
     else:
-        task.prepare(train_records, role.write_dir(model_dir))
-    if role.chief:
+        task.prepare(train_records, write_dir)
+    if write_dir == model_dir:
         config.save(model_dir)
-    train_ds = task.dataset(train_records, training=True)
-    dev_ds = task.dataset(task.read("dev"), training=False)
+    return (train_records, task.dataset(train_records, training=True),
+            task.dataset(task.read("dev"), training=False))
+
+
+def build_model(task, strategy, train_ds, total_steps):
+    """The task's model, compiled, with every variable (optimizer slots included) created
+    in `strategy`'s scope."""
+    with strategy.scope():
+        model = task.new_model()
+        if task.config.train.freeze_backbone:
+            model.backbone.trainable = False
+        task.compile_model(model, make_optimizer(task.config.train, total_steps))
+    steps.build(model, strategy, train_ds)
+    return model
+
+
+def _train(task, model_dir, strategy, role):
+    config = task.config
+    checkpoint_dir = os.path.join(model_dir, CHECKPOINT_DIR)
+    train_records, train_ds, dev_ds = prepare_run(task, model_dir, role.write_dir(model_dir))
     epochs, steps_per_epoch, total_steps = step_budget(task, train_ds)
     if isinstance(strategy, tf.distribute.TPUStrategy):
         train_ds = distribute.full_batches(train_ds)
     logging.info("Training %s: %s examples, %d steps (%d epoch(s) of %d), %d replica(s) on "
                  "%d worker(s)", config.task, task.num_examples(train_records), total_steps,
                  epochs, steps_per_epoch, strategy.num_replicas_in_sync, role.num_workers)
-
-    with strategy.scope():
-        model = task.new_model()
-        if config.train.freeze_backbone:
-            model.backbone.trainable = False
-        task.compile_model(model, make_optimizer(config.train, total_steps))
-    steps.build(model, strategy, train_ds)
+    model = build_model(task, strategy, train_ds, total_steps)
     checkpoints = checkpointing.StepCheckpoints(
         model, role.write_dir(checkpoint_dir), config.train.max_to_keep,
         restore_dir=checkpoint_dir)
