@@ -40,12 +40,13 @@ def build(model, strategy, dataset):
 
 class Steps:
     """`train(iterator)` runs one optimizer step on the next global batch and returns its
-    real tokens (summed over all replicas, for tokens/s);
+    real tokens (`count_tokens(features)`, summed over all replicas, for tokens/s);
     `evaluate(dataset)` the metrics over a (distributed) dataset; `results()` the running
-    metrics; `reset()` them. `jit_compile` compiles the per-replica step with XLA."""
+    metrics; `reset()` them. `jit_compile` compiles the step on a batch with XLA."""
 
     def __init__(self, model, strategy, count_tokens, jit_compile=False):
         self.model, self.strategy = model, strategy
+
         def replica_train(batch):
             model.train_step(batch)
             return tf.cast(count_tokens(batch[0]), tf.float32)
