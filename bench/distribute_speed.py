@@ -129,8 +129,8 @@ def xla(tasks, steps, workdir):
     for task in tasks:
         flags = [*TASKS[task], "--batch_size=32", "--seed=1", "--checkpoint_every_steps=0",
                  "--validation_interval=100000"]
-        off = run([*flags, "--nojit_compile"], steps, None, workdir)
-        on = run([*flags, "--jit_compile"], steps, None, workdir)
+        off = run([*flags, "--jit_compile=false"], steps, None, workdir)
+        on = run([*flags, "--jit_compile=true"], steps, None, workdir)
         out[task] = {"eager_tokens_per_sec": round(off[0]), "xla_tokens_per_sec": round(on[0]),
                      "ratio": round(on[0] / off[0], 3)}
         print(f"{task:<22}{off[0]:>12.0f}{on[0]:>12.0f}{on[0] / off[0]:>13.2f}", flush=True)

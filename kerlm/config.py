@@ -88,7 +88,11 @@ class TrainConfig:
                                         "(every worker reads all, keeps its share), auto "
                                         "(files if there are enough), off.",
                                 choices=["auto", "file", "data", "off"], resumable=True)
-    jit_compile: bool = field(False, "Compile the train step with XLA.", resumable=True)
+    jit_compile: str = field("auto", "Compile the train step with XLA: true, false, or auto "
+                                     "(the task's choice: on for the pretraining tasks, "
+                                     "whose packed batches have one shape; measured in "
+                                     "bench/distribute_speed.py).",
+                             choices=["auto", "true", "false"], resumable=True)
     checkpoint_every_steps: int = field(100, "Steps between checkpoints (also written at "
                                              "each epoch end); 0: epoch ends only. A killed "
                                              "run loses at most this many steps.",

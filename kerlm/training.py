@@ -276,7 +276,7 @@ def _train(task, model_dir, strategy, role):
     log_dir = role.write_dir(os.path.join(model_dir, LOG_DIR))
     if not step:
         write_hparams(log_dir, config)
-    loop = steps.Steps(model, strategy, task.num_tokens, config.train.jit_compile)
+    loop = steps.Steps(model, strategy, task.num_tokens, task.use_jit_compile())
     sharding = config.train.input_sharding
     # The stream of batches is deterministic for a seed: skipping the batches trained on
     # puts a resumed run where the checkpointed one was (re-reading them costs input

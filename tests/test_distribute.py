@@ -147,3 +147,12 @@ def test_parameter_server_trains_asynchronously_and_resumes(tmp_path):
     with open(os.path.join(model_dir, "dev_metrics.json")) as f:
         assert json.load(f)["accuracy"] > 0.6
     assert training.trained_steps(model_dir) == 60
+
+
+@pytest.mark.parametrize("name, choice, expected", [
+    ("masked_lm", "auto", True), ("causal_lm", "auto", True), ("span_corruption", "auto", False),
+    ("sentiment", "auto", False), ("translation", "auto", False), ("sentiment", "true", True),
+    ("masked_lm", "false", False)])
+def test_jit_compile_auto_is_the_tasks_measured_choice(name, choice, expected):
+    task = tasks.get_task(tasks.default_config(name, {"train.jit_compile": choice}))
+    assert task.use_jit_compile() is expected

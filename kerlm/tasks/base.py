@@ -163,6 +163,16 @@ class Task(abc.ABC):
         sample_weight)`), in batches of `batch_size` (default `--batch_size`). Its
         cardinality may be unknown (a stream): training then needs `--train_steps`."""
 
+    # XLA for the train step under --jit_compile=auto. Off: the fine-tuning tasks' batches
+    # are cut to their longest text, so XLA compiles again for each new length and was
+    # slower on CPU (bench/distribute_speed.py: x0.85-0.88 for sentiment, QA, embeddings).
+    jit_compile = False
+
+    def use_jit_compile(self):
+        """Whether the train step is compiled with XLA (`--jit_compile`, auto: the task's)."""
+        choice = self.config.train.jit_compile
+        return self.jit_compile if choice == "auto" else choice == "true"
+
     def num_tokens(self, features):
         """Real tokens in a batch of `features` (for tokens/s): by default the sum of
         its padding masks."""
