@@ -27,7 +27,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from kerlm import checkpointing, distribute, training
+from kerlm import checkpointing, distribute, steps, training
 
 
 def train(task, model_dir, strategy=None):
@@ -68,35 +68,23 @@ def train(task, model_dir, strategy=None):
     iterator = iter(coordinator.create_per_worker_dataset(
         strategy.distribute_datasets_from_function(dataset_fn)))
 
-    def replica_train(batch):
-        model.train_step(batch)
-        return tf.cast(task.num_tokens(batch[0]), tf.float32)
+    replica_train = steps.replica_train_step(model, task.num_tokens)
 
     @tf.function
     def train_step(iterator):
         return strategy.run(replica_train, args=(next(iterator),))
 
     @tf.function
-    def test_step(batch):
+    def test_step(batch):  # on the chief, reading the parameter servers' variables
         model.test_step(batch)
 
-    @tf.function
-    def results():
-        return model.get_metrics_result()
-
-    def metrics():
-        return {k: float(v) for k, v in results().items()}
-
-    def reset():
-        for metric in model.metrics:
-            metric.reset_state()
-
+    metrics = steps.Metrics(model)
     progress = training.ProgressLogger(log_dir, config.train.log_every_steps, total_steps)
     every = config.train.checkpoint_every_steps
     start = time.perf_counter()
     for epoch in range(step // steps_per_epoch, epochs):
         logging.info("Epoch %d/%d", epoch + 1, epochs)
-        reset()
+        metrics.reset()
         end = min((epoch + 1) * steps_per_epoch, total_steps)
         while step < end:
             # Schedule up to the next log, checkpoint or epoch end, then wait for them.
@@ -107,14 +95,15 @@ def train(task, model_dir, strategy=None):
             coordinator.join()
             tokens = sum(float(value.fetch()) for value in scheduled)
             step = stop
-            progress.update(step, tokens, metrics, training._learning_rate(model))
+            progress.update(step, tokens, metrics.results,
+                            lambda: training.learning_rate(model))
             if every and step % every == 0:
                 checkpoints.save(step)
-        train_logs = metrics()
-        reset()
+        train_logs = metrics.results()
+        metrics.reset()
         for batch in dev_ds:
             test_step(batch)
-        dev_logs = metrics()
+        dev_logs = metrics.results()
         progress.epoch_end(epoch, epochs, step, train_logs, dev_logs)
         checkpoints.save(step)
     training.save_model(model, model_dir)

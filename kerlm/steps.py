@@ -38,18 +38,41 @@ def build(model, strategy, dataset):
             model.optimizer.build(model.trainable_variables)
 
 
-class Steps:
+class Metrics:
+    """`results()`: the model's running metrics, read in cross-replica context (a
+    collective under several workers: call it on every worker at the same step);
+    `reset()` them."""
+
+    def __init__(self, model):
+        self.model = model
+        self._results = tf.function(model.get_metrics_result)
+
+    def results(self):
+        return {k: float(v) for k, v in self._results().items()}
+
+    def reset(self):
+        for metric in self.model.metrics:
+            metric.reset_state()
+
+
+def replica_train_step(model, count_tokens):
+    """The per-replica step: Keras' `train_step` on a batch, returning its real tokens."""
+    def step(batch):
+        model.train_step(batch)
+        return tf.cast(count_tokens(batch[0]), tf.float32)
+    return step
+
+
+class Steps(Metrics):
     """`train(iterator)` runs one optimizer step on the next global batch and returns its
     real tokens (`count_tokens(features)`, summed over all replicas, for tokens/s);
     `evaluate(dataset)` the metrics over a (distributed) dataset; `results()` the running
     metrics; `reset()` them. `jit_compile` compiles the step on a batch with XLA."""
 
     def __init__(self, model, strategy, count_tokens, jit_compile=False):
-        self.model, self.strategy = model, strategy
-
-        def replica_train(batch):
-            model.train_step(batch)
-            return tf.cast(count_tokens(batch[0]), tf.float32)
+        super().__init__(model)
+        self.strategy = strategy
+        replica_train = replica_train_step(model, count_tokens)
 
         # As in Keras' own trainer: XLA compiles the step on a batch (around
         # `strategy.run`: a tf.function inside it cannot hold the gradients' all-reduce),
@@ -67,21 +90,10 @@ class Steps:
         def test(batch):
             strategy.run(model.test_step, args=(batch,))
 
-        @tf.function
-        def results():
-            return model.get_metrics_result()
-
-        self._train, self._test, self._results = train, test, results
+        self._train, self._test = train, test
 
     def train(self, iterator):
         return float(self._train(iterator))
-
-    def results(self):
-        return {k: float(v) for k, v in self._results().items()}
-
-    def reset(self):
-        for metric in self.model.metrics:
-            metric.reset_state()
 
     def evaluate(self, distributed_dataset):
         """Metrics over one pass of `distributed_dataset` (the running training metrics are

@@ -114,8 +114,9 @@ class ProgressLogger:
         return step % self.every_steps == 0 or step == self.total_steps
 
     def update(self, step, tokens, results, learning_rate):
-        """Count a step's tokens; at a logging step, log (`results()` gives the running
-        metrics: called only then, since under several workers it is a collective)."""
+        """Count a step's tokens; at a logging step, log. `results()` (the running metrics:
+        a collective under several workers) and `learning_rate()` (a host read of the
+        schedule) are called only then."""
         self._tokens += tokens
         now = time.perf_counter()
         if self._last is None:  # the first step traces and compiles: not in the rates
@@ -127,12 +128,12 @@ class ProgressLogger:
         tokens_per_sec = (self._tokens - self._last[2]) / seconds
         eta = (self.total_steps - step) * seconds / max(step - self._last[0], 1)
         self._last = (step, now, self._tokens)
-        loss = results().get("loss", float("nan"))
+        loss, rate = results().get("loss", float("nan")), learning_rate()
         logging.info("step %d/%d  loss %.4f  lr %.2e  %.0f tokens/s  ETA %s", step,
-                     self.total_steps, loss, learning_rate, tokens_per_sec, _duration(eta))
+                     self.total_steps, loss, rate, tokens_per_sec, _duration(eta))
         with self.writers["train"].as_default(step=step):
             tf.summary.scalar("tokens_per_sec", tokens_per_sec)
-            tf.summary.scalar("learning_rate", learning_rate)
+            tf.summary.scalar("learning_rate", rate)
             tf.summary.scalar("running_loss", loss)  # mean over the epoch so far
         self.writers["train"].flush()
 
@@ -297,7 +298,7 @@ def _train(task, model_dir, strategy, role):
         while step < min((epoch + 1) * steps_per_epoch, total_steps):
             tokens = _lost_worker_is_one_line(loop.train, iterator, role, checkpoints)
             step += 1
-            progress.update(step, tokens, loop.results, _learning_rate(model))
+            progress.update(step, tokens, loop.results, lambda: learning_rate(model))
             if preemption:
                 _save_if_preempted(preemption, step)
             if every and step % every == 0:
@@ -365,7 +366,8 @@ def weights_fingerprint(model):
     return digest.hexdigest()
 
 
-def _learning_rate(model):
+def learning_rate(model):
+    """The optimizer's current learning rate (the schedule at its step)."""
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
