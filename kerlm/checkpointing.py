@@ -88,7 +88,7 @@ class StepCheckpoints:
                 return _step(path)
             except Exception as e:  # noqa: BLE001 (TF's reader raises IndexError, OpError, ...)
                 logging.warning("Checkpoint %s is unreadable (%s): falling back to the one "
-                                "before it", path, _reason(e))
+                                "before it", path, error_line(e))
                 if chief:
                     _set_aside(path, paths[:i])
         if paths:
@@ -110,17 +110,23 @@ class StepCheckpoints:
             kept = (f"the previous checkpoint, step {_step(previous[-1])}, is kept: free "
                     "space and rerun to resume from it") if previous else "none was saved before"
             raise CheckpointError(f"could not write the checkpoint of step {step} to "
-                                  f"{self.directory} ({_reason(e)}); {kept}") from e
+                                  f"{self.directory} ({error_line(e)}); {kept}") from e
 
 
-def _reason(error):
-    """The gist of a TensorFlow error: its first line without the op's decorations.
+def error_line(error, prefer=None):
+    """The gist of a TensorFlow error for a one-line message: its first line (or the first
+    containing `prefer`) without the op's decorations.
 
-    >>> _reason(OSError("{{function_node SaveV2}} /d/x.data; No space left on device "
-    ...                 "[Op:SaveV2]"))
+    >>> error_line(OSError("{{function_node SaveV2}} /d/x.data; No space left on device "
+    ...                    "[Op:SaveV2]"))
     '/d/x.data; No space left on device'
+    >>> error_line(RuntimeError("Graph execution error:" + chr(10) + "  Collective ops is "
+    ...                         "aborted by: x"), prefer="aborted by")
+    'Collective ops is aborted by: x'
     """
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    chosen = [line for line in lines if prefer and prefer in line] or lines
+    text = chosen[0] if chosen else type(error).__name__
     text = re.sub(r"^\{\{[^}]*\}\}\s*|\s*\[Op:\w+\]$", "", text)
     return text[:300]
 

@@ -33,6 +33,7 @@ import tempfile
 import tensorflow as tf
 from absl import logging
 
+from kerlm.checkpointing import error_line
 from kerlm.config import ConfigError
 
 class ClusterError(RuntimeError):
@@ -102,8 +103,7 @@ def _tpu_strategy(tpu):
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, RuntimeError, OSError, tf.errors.OpError) as e:  # OSError: no GCE
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"--tpu={tpu}: no TPU reachable ({first})") from e
+        raise ConfigError(f"--tpu={tpu}: no TPU reachable ({error_line(e)})") from e
     return tf.distribute.TPUStrategy(resolver)
 
 

@@ -336,16 +336,11 @@ def _lost_worker_is_one_line(train_step, iterator, role, checkpoints):
         return train_step(iterator)
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
             tf.errors.AbortedError, tf.errors.CancelledError) as e:
+        reason = checkpointing.error_line(e, prefer="aborted by")
         raise distribute.ClusterError(
             f"worker {role.task_id}: another task of the cluster stopped "
-            f"({type(e).__name__}: {_first_line(e)}); restart every task to resume from the "
+            f"({type(e).__name__}: {reason}); restart every task to resume from the "
             f"last checkpoint (step {checkpoints.latest_step()})") from e
-
-
-def _first_line(error):
-    lines = [line for line in str(error).splitlines() if "aborted by" in line] or \
-        str(error).strip().splitlines() or [""]
-    return lines[0].strip()[:200]
 
 
 def _save_if_preempted(handler, step):
